@@ -1,6 +1,7 @@
-"""The Brain protocol: a caller's turn in, a stream of text deltas and tool calls out.
+"""The Brain protocol: a caller's turn in, a stream of text deltas out.
 
-The brain never executes a side-effecting tool itself: it awaits ``context.run_tool``,
+Tool calls happen inside the stream: the brain never executes a tool itself, it awaits
+``context.run_tool``,
 which the Call implements. That keeps every tool call tied to one reply, so the Call can
 fence it (a discarded reply cannot fire one; one already running completes and is recorded)
 and speak a filler when it is slow.
@@ -56,7 +57,7 @@ class EndCall:
     reason: str = "completed"
 
 
-BrainEvent = TextDelta | ToolCall | EndCall
+BrainEvent = TextDelta | EndCall
 
 
 @dataclass(slots=True)
@@ -80,4 +81,9 @@ class Brain(Protocol):
 
     def respond(self, text: str, context: TurnContext) -> AsyncIterator[BrainEvent]:
         """React to the caller's turn ``text``; tool calls go through ``context.run_tool``."""
+        ...
+
+    def expecting(self) -> str:
+        """What the next caller turn should contain, for endpointing: "open", "yes_no",
+        "phone", "digits", "email", "name", "date"."""
         ...
