@@ -1,0 +1,1 @@
+"""The orchestrator: one Call wiring transport, listener, brain, voice and tools."""
