@@ -71,7 +71,7 @@ class AudioFrame:
         return self.timestamp + self.duration
 
     def check(self, sample_rate: int, frame_ms: int = FRAME_MS) -> None:
-        """Raise :class:`AudioFormatError` unless this is one ``frame_ms`` frame at ``sample_rate``."""
+        """Raise :class:`AudioFormatError` unless this is one frame_ms frame at sample_rate."""
         if self.sample_rate != sample_rate:
             raise AudioFormatError(
                 f"expected {sample_rate} Hz audio, got a frame at {self.sample_rate} Hz"

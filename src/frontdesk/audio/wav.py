@@ -19,6 +19,9 @@ def decode_wav(data: bytes) -> tuple[np.ndarray, int]:
     """
     if len(data) < 44 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
         raise AudioFormatError("not a WAV file (no RIFF/WAVE header)")
+    if data[4:8] == b"\0\0\0\0":
+        # A zero RIFF size would make ``wave`` see an empty file: claim what is there.
+        data = data[:4] + min(len(data) - 8, 0xFFFFFFFF).to_bytes(4, "little") + data[8:]
     try:
         with wave.open(io.BytesIO(data)) as wav:
             channels, width, rate = wav.getnchannels(), wav.getsampwidth(), wav.getframerate()
