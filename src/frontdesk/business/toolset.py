@@ -1,0 +1,354 @@
+"""The front desk's tools: check the calendar, book, look up and update the caller, log the
+outcome, hand off to a human, hang up.
+
+Names and arguments are a contract with the brain (its prompts and flow refer to them).
+Errors are raised as :class:`ToolError` with a reason the agent can say out loud.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import Field
+
+from frontdesk.brain.tools import ToolError, ToolRegistry
+from frontdesk.business.calendar import Calendar, Slot, SlotTaken, describe_slot
+from frontdesk.business.crm import CRM
+from frontdesk.business.hours import BusinessHours
+from frontdesk.store.models import normalize_phone, utc_now
+from frontdesk.store.records import CallStore
+
+PartOfDay = Literal["morning", "afternoon", "evening", "any"]
+_DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """After speaking, transfer the caller to ``number``."""
+
+    number: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class HangUp:
+    """After speaking, end the call."""
+
+    reason: str
+
+
+CallAction = Transfer | HangUp
+
+
+@dataclass
+class FrontDeskEnv:
+    """What the front-desk tools act on during one call.
+
+    ``actions`` collects call-control intents (transfer, hang up) that the Call performs
+    once the agent has finished speaking.
+    """
+
+    calendar: Calendar
+    crm: CRM
+    store: CallStore
+    call_id: str
+    caller_number: str | None
+    hours: BusinessHours
+    appointment_minutes: int = 30
+    handoff_number: str | None = None
+    now: Callable[[], datetime] = utc_now
+    actions: list[CallAction] = field(default_factory=list)
+    search_days: int = 14  # how far ahead "the soonest openings" may look
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """The business timezone."""
+        return self.hours.tz
+
+    def label(self, moment: datetime) -> str:
+        """``moment`` as the agent would say it ("tomorrow at 10:30 AM")."""
+        return describe_slot(moment, self.now(), self.tz)
+
+
+def _parse_day(text: str, today: date) -> date:
+    """An ISO date, or the words a model sometimes sends instead (today, friday, ...)."""
+    word = text.strip().lower()
+    if word == "today":
+        return today
+    if word == "tomorrow":
+        return today + timedelta(days=1)
+    word = word.removeprefix("next ").removeprefix("this ")
+    if word in _DAY_NAMES:
+        return today + timedelta(days=(_DAY_NAMES.index(word) - today.weekday()) % 7)
+    try:
+        return date.fromisoformat(word[:10])
+    except ValueError:
+        raise ToolError(f"day must be a date like {today.isoformat()}, got {text!r}") from None
+
+
+def _parse_start(text: str, tz: ZoneInfo) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ToolError(
+            f"start must be an ISO date and time from check_availability, got {text!r}"
+        ) from None
+    # A time without an offset is the business's local time.
+    return moment.replace(tzinfo=tz) if moment.tzinfo is None else moment
+
+
+def _is_phone(number: str) -> bool:
+    try:
+        normalize_phone(number)
+    except ValueError:
+        return False
+    return True
+
+
+def _part_of_day(moment: datetime, part: PartOfDay) -> bool:
+    hour = moment.hour
+    return {
+        "morning": hour < 12,
+        "afternoon": 12 <= hour < 17,
+        "evening": hour >= 17,
+        "any": True,
+    }[part]
+
+
+def _spread(slots: list[Slot], limit: int, tz: ZoneInfo, per_day: int) -> list[Slot]:
+    """Up to ``limit`` slots, soonest first, at least two hours apart and at most
+    ``per_day`` a day when there is that much choice, so the offer is a real choice."""
+    chosen: list[Slot] = []
+    per_date: dict[date, int] = {}
+    for slot in slots:
+        day = slot.start.astimezone(tz).date()
+        if chosen and slot.start < chosen[-1].start + timedelta(hours=2):
+            continue
+        if per_date.get(day, 0) >= per_day:
+            continue
+        chosen.append(slot)
+        per_date[day] = per_date.get(day, 0) + 1
+        if len(chosen) == limit:
+            return chosen
+    extra = [slot for slot in slots if slot not in chosen][: limit - len(chosen)]
+    return sorted(chosen + extra, key=lambda slot: slot.start)
+
+
+async def check_availability(
+    env: FrontDeskEnv,
+    day: str | None = None,
+    part_of_day: PartOfDay = "any",
+    limit: Annotated[int, Field(ge=1, le=10)] = 3,
+) -> dict[str, Any]:
+    """Find open appointment times on the real calendar.
+
+    Args:
+        day: The date to look at, as YYYY-MM-DD. Leave out for the soonest openings.
+        part_of_day: Only times in this part of the day.
+        limit: How many times to return.
+    """
+    now = env.now()
+    today = now.astimezone(env.tz).date()
+    duration = timedelta(minutes=env.appointment_minutes)
+    wanted = _parse_day(day, today) if day else None
+    if wanted is not None:
+        if wanted < today:
+            raise ToolError(f"{wanted.isoformat()} has already passed")
+        start = datetime.combine(wanted, time(0), tzinfo=env.tz)
+        end = datetime.combine(wanted + timedelta(days=1), time(0), tzinfo=env.tz)
+    else:
+        start = now
+        end = datetime.combine(today + timedelta(days=env.search_days), time(0), tzinfo=env.tz)
+    free = await env.calendar.free_slots(start, end, duration)
+    free = [slot for slot in free if _part_of_day(slot.start.astimezone(env.tz), part_of_day)]
+    chosen = _spread(free, limit, env.tz, per_day=2 if wanted is None else limit)
+    result: dict[str, Any] = {
+        "slots": [
+            {"start": slot.start.astimezone(env.tz).isoformat(), "label": env.label(slot.start)}
+            for slot in chosen
+        ]
+    }
+    if chosen:
+        return result
+    if wanted is None:
+        result["note"] = f"no openings in the next {env.search_days} days"
+    elif not env.hours.open_on(wanted):
+        result["note"] = f"closed on {wanted.strftime('%A')}s"
+    else:
+        result["note"] = f"no openings on {wanted.strftime('%A, %B')} {wanted.day}"
+    return result
+
+
+async def book_appointment(
+    env: FrontDeskEnv,
+    start: str,
+    name: str,
+    phone: str | None = None,
+    service: str | None = None,
+) -> dict[str, Any]:
+    """Book the caller into an open time returned by check_availability.
+
+    Args:
+        start: The slot's start exactly as check_availability returned it.
+        name: The caller's name.
+        phone: Phone number to book under; leave out to use the number they are calling from.
+        service: What the appointment is for, if the caller said.
+    """
+    when = _parse_start(start, env.tz)
+    if not name.strip():
+        raise ToolError("I need the caller's name to book")
+    number = phone or env.caller_number
+    if not number:
+        raise ToolError("I need a phone number to book under")
+    if not _is_phone(number):
+        raise ToolError(f"{number!r} is not a phone number")
+    label = env.label(when)
+    contact = await env.crm.upsert_contact(number, name=name)
+    try:
+        booking = await env.calendar.book(
+            when,
+            timedelta(minutes=env.appointment_minutes),
+            contact_id=contact.id,
+            call_id=env.call_id,
+            service=service,
+            idempotency_key=f"{env.call_id}:{when.astimezone(UTC).isoformat()}",
+        )
+    except SlotTaken as refusal:
+        day_start = datetime.combine(when.astimezone(env.tz).date(), time(0), tzinfo=env.tz)
+        nearby = await env.calendar.free_slots(
+            day_start, day_start + timedelta(days=1), timedelta(minutes=env.appointment_minutes)
+        )
+        offer = ", ".join(env.label(slot.start) for slot in nearby[:3])
+        alternatives = f" Open that day: {offer}." if offer else " Nothing else is open that day."
+        raise ToolError(f"Cannot book {label}: {refusal}.{alternatives}") from None
+    summary = f"Booked {label}" + (f" for {service}" if service else "")
+    await env.crm.log_outcome(number, env.call_id, "booked", summary)
+    return {
+        "appointment_id": booking.id,
+        "start": booking.start.astimezone(env.tz).isoformat(),
+        "label": label,
+    }
+
+
+async def lookup_contact(env: FrontDeskEnv, phone: str | None = None) -> dict[str, Any]:
+    """Look up a caller in the CRM: their name, last outcome and upcoming appointments.
+
+    Args:
+        phone: The number to look up; leave out for the number they are calling from.
+    """
+    number = phone or env.caller_number
+    not_found: dict[str, Any] = {"found": False, "name": None, "last_outcome": None, "upcoming": []}
+    if not number:
+        return not_found
+    try:
+        contact = await env.crm.find_contact(number)
+    except ValueError:
+        raise ToolError(f"{number!r} is not a phone number") from None
+    if contact is None:
+        return not_found
+    now = env.now()
+    upcoming = [
+        env.label(booking.start)
+        for booking in await env.calendar.bookings(contact_id=contact.id)
+        if booking.start > now
+    ]
+    return {
+        "found": True,
+        "name": contact.name,
+        "email": contact.email,
+        "last_outcome": contact.last_outcome,
+        "upcoming": upcoming,
+    }
+
+
+async def update_contact(
+    env: FrontDeskEnv,
+    name: str | None = None,
+    email: str | None = None,
+    notes: str | None = None,
+) -> dict[str, Any]:
+    """Save the caller's details in the CRM.
+
+    Args:
+        name: The caller's name.
+        email: The caller's email address.
+        notes: Anything worth remembering about the caller or their request.
+    """
+    if not env.caller_number:
+        raise ToolError("the caller's number is unknown, so there is no record to update")
+    if not any(value and value.strip() for value in (name, email, notes)):
+        raise ToolError("give at least one of name, email or notes")
+    if email and not _EMAIL.match(email.strip()):
+        raise ToolError(f"{email!r} does not look like an email address")
+    try:
+        contact = await env.crm.upsert_contact(
+            env.caller_number, name=name, email=email, notes=notes
+        )
+    except ValueError:
+        raise ToolError(f"{env.caller_number!r} is not a phone number") from None
+    await env.store.link_contact(env.call_id, contact.id)
+    return {"updated": True, "name": contact.name, "email": contact.email}
+
+
+async def log_call_outcome(
+    env: FrontDeskEnv,
+    outcome: Literal["booked", "escalated", "nurture", "answered"],
+    summary: str,
+) -> dict[str, Any]:
+    """Record how the call went, with a one-sentence summary, in the CRM.
+
+    Args:
+        outcome: booked (an appointment was made), escalated (a human must follow up),
+            nurture (interested, not ready yet), answered (questions answered, nothing more).
+        summary: One sentence on what the caller wanted and what happened.
+    """
+    if env.caller_number and _is_phone(env.caller_number):
+        await env.crm.log_outcome(env.caller_number, env.call_id, outcome, summary)
+    else:
+        await env.store.set_outcome(env.call_id, outcome, summary=summary)
+    return {"logged": outcome}
+
+
+async def transfer_to_human(env: FrontDeskEnv, reason: str) -> dict[str, Any]:
+    """Hand the call to a person, after telling the caller you are transferring them.
+
+    Args:
+        reason: Why a person is needed, in a few words.
+    """
+    await env.store.set_outcome(env.call_id, "escalated")
+    if not env.handoff_number:
+        return {
+            "transferring": False,
+            "note": "nobody can take the call now: offer to take a message for a call back",
+        }
+    env.actions.append(Transfer(env.handoff_number, reason))
+    return {"transferring": True}
+
+
+async def end_call(env: FrontDeskEnv, reason: str = "completed") -> dict[str, Any]:
+    """End the call after your goodbye has been spoken.
+
+    Args:
+        reason: Why the call is ending.
+    """
+    env.actions.append(HangUp(reason))
+    return {"ending": True}
+
+
+def frontdesk_tools() -> ToolRegistry:
+    """A registry holding the front-desk tools."""
+    registry = ToolRegistry()
+    registry.tool(check_availability, slow=True)
+    registry.tool(book_appointment, side_effect=True, slow=True)
+    registry.tool(lookup_contact)
+    registry.tool(update_contact, side_effect=True)
+    registry.tool(log_call_outcome, side_effect=True)
+    registry.tool(transfer_to_human, side_effect=True)
+    registry.tool(end_call, side_effect=True)
+    return registry
