@@ -93,6 +93,10 @@ class Listener:
         """Map an audio timestamp to the monotonic clock (via the newest frame's arrival)."""
         return audio_time + self._clock_offset
 
+    def to_audio(self, monotonic: float) -> float:
+        """Map a monotonic time to the audio clock (inverse of :meth:`to_monotonic`)."""
+        return monotonic - self._clock_offset
+
     async def process(self, frame: AudioFrame, received_at: float) -> list[ListenerEvent]:
         """Feed one 16 kHz frame; returns what happened."""
         self._clock_offset = received_at - frame.end

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 from frontdesk.audio import AudioFrame
@@ -32,10 +32,16 @@ class _Chunk:
 class ReplyPlayback:
     """Sends one reply's frames to the transport and tracks what has been played."""
 
-    def __init__(self, transport: Transport, reply_id: str) -> None:
+    def __init__(
+        self,
+        transport: Transport,
+        reply_id: str,
+        on_first_audio: Callable[[float], None] | None = None,
+    ) -> None:
         self.transport = transport
         self.reply_id = reply_id
         self.first_audio_at: float | None = None
+        self._on_first_audio = on_first_audio
         self._frames: list[AudioFrame] = []
         self._chunks: list[_Chunk] = []
         self._queued = 0  # samples handed to the transport (rewound by a suspend)
@@ -96,6 +102,8 @@ class ReplyPlayback:
                 await self.transport.send_audio(frame)
                 if self.first_audio_at is None:
                     self.first_audio_at = time.monotonic()
+                    if self._on_first_audio is not None:
+                        self._on_first_audio(self.first_audio_at)
                 self._sent_frames += 1
                 self._queued += len(frame.pcm)
                 if self._sent_frames % MARK_EVERY_FRAMES == 0 or self._at_chunk_end():

@@ -22,7 +22,15 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Protocol
 
-from frontdesk.brain.base import Brain, EndCall, Message, TextDelta, ToolCall, ToolResult, TurnContext
+from frontdesk.brain.base import (
+    Brain,
+    EndCall,
+    Message,
+    TextDelta,
+    ToolCall,
+    ToolResult,
+    TurnContext,
+)
 from frontdesk.call.listener import Listener, PauseTranscript, SpeechOnset, Turn
 from frontdesk.call.playback import ReplyPlayback
 from frontdesk.call.timings import TurnTimings
@@ -31,9 +39,33 @@ from frontdesk.transports.base import AudioIn, CallEnded, DtmfIn, MarkPlayed, Tr
 log = logging.getLogger(__name__)
 
 BACKCHANNELS = {
-    "mm", "mmm", "hmm", "mhm", "mm-hmm", "mmhmm", "uh-huh", "uh", "huh", "yeah", "yes", "yep",
-    "yup", "okay", "ok", "right", "sure", "alright", "cool", "i", "see", "got", "it", "ah",
-    "oh", "aha", "uhhuh",
+    "mm",
+    "mmm",
+    "hmm",
+    "mhm",
+    "mm-hmm",
+    "mmhmm",
+    "uh-huh",
+    "uh",
+    "huh",
+    "yeah",
+    "yes",
+    "yep",
+    "yup",
+    "okay",
+    "ok",
+    "right",
+    "sure",
+    "alright",
+    "cool",
+    "i",
+    "see",
+    "got",
+    "it",
+    "ah",
+    "oh",
+    "aha",
+    "uhhuh",
 }
 _WORDS = re.compile(r"[a-z'-]+")
 
@@ -83,22 +115,27 @@ class ToolExecutor(Protocol):
 
 
 class CallRecorder(Protocol):
-    """Where the call record is written as the call proceeds."""
-
-    async def start_call(
-        self, direction: str, transport: str, caller_number: str | None,
-        metadata: dict[str, Any] | None = None,
-    ) -> str: ...
+    """Where the call record is written as the call proceeds (the record itself is
+    created before the Call, so the tools can refer to it)."""
 
     async def add_turn(
-        self, call_id: str, speaker: str, text: str, started_at: float, ended_at: float,
-        interrupted: bool = False, timings: dict[str, Any] | None = None,
+        self,
+        call_id: str,
+        speaker: str,
+        text: str,
+        started_at: float,
+        ended_at: float,
+        interrupted: bool = False,
+        timings: dict[str, Any] | None = None,
     ) -> int: ...
 
     async def update_turn(self, turn_id: int, **fields: Any) -> None: ...
 
     async def finish_call(
-        self, call_id: str, outcome: str, summary: str | None = None,
+        self,
+        call_id: str,
+        outcome: str,
+        summary: str | None = None,
         recording_path: str | None = None,
     ) -> None: ...
 
@@ -120,7 +157,6 @@ class CallConfig:
     still_there_line: str = "Are you still there?"
     goodbye_line: str = "I'll let you go. Goodbye."
     error_line: str = "Sorry, I'm having trouble on my end. One moment."
-    direction: str = "inbound"
 
 
 @dataclass(slots=True)
@@ -131,6 +167,7 @@ class _Reply:
     turn_id: int | None
     task: asyncio.Task[None] | None = None
     caller_text: str = ""
+    caller_started: float = 0.0
     end_call: str | None = None
     live: bool = True
     barge_onset: float | None = None  # audio time of a possible barge-in
@@ -159,18 +196,19 @@ class Call:
         voice: SpeechOutput,
         tools: ToolExecutor,
         recorder: CallRecorder,
+        call_id: str,
         config: CallConfig | None = None,
-        metadata: dict[str, Any] | None = None,
+        observer: Callable[..., None] | None = None,
     ) -> None:
         self.transport = transport
+        self.observer = observer
         self.listener = listener
         self.brain = brain
         self.voice = voice
         self.tools = tools
         self.recorder = recorder
         self.config = config or CallConfig()
-        self.metadata = metadata or {}
-        self.call_id = ""
+        self.call_id = call_id
         self.state = State.LISTENING
         self.history: list[Message] = []
         self.turn_timings: list[TurnTimings] = []
@@ -184,13 +222,17 @@ class Call:
         self._ended_by_caller = False
         self._audio_now = 0.0
 
+    def _emit(self, kind: str, **data: Any) -> None:
+        """Tell the observer (a live transcript, a dashboard) what just happened."""
+        if self.observer is not None:
+            try:
+                self.observer(kind, **data)
+            except Exception:
+                log.exception("call observer failed on %s", kind)
+
     # --- the call ------------------------------------------------------------------
     async def run(self) -> CallResult:
         """Hold the whole conversation; returns when the call is over (record written)."""
-        self.call_id = await self.recorder.start_call(
-            self.config.direction, self.transport.name, self.transport.caller_number,
-            self.metadata,
-        )
         outcome = "failed"
         try:
             self._start_reply(None, fixed_line=self.brain.greeting())
@@ -220,6 +262,7 @@ class Call:
             await self.recorder.finish_call(
                 self.call_id, outcome, recording_path=str(recording) if recording else None
             )
+        self._emit("ended", outcome=outcome)
         return CallResult(self.call_id, outcome, self.history, self.turn_timings, self.barge_ins)
 
     # --- caller audio --------------------------------------------------------------
@@ -255,7 +298,7 @@ class Call:
         await reply.playback.suspend()
         stopped = time.monotonic()
         self.barge_ins.append(stopped - self.listener.to_monotonic(reply.barge_onset))
-        log.info("barge-in: agent audio suspended %.0f ms after onset", self.barge_ins[-1] * 1000)
+        self._emit("barge_in", reaction_ms=round(self.barge_ins[-1] * 1000))
 
     def _on_pause_transcript(self, pause: PauseTranscript) -> None:
         # A suspended reply resumes as soon as the interruption reads as a backchannel,
@@ -265,7 +308,7 @@ class Call:
             self._resume_after_backchannel(reply)
 
     def _resume_after_backchannel(self, reply: _Reply) -> None:
-        log.info("backchannel: resuming the reply")
+        self._emit("backchannel")
         reply.barge_onset = None
         reply.playback.resume()
         self.barge_ins.pop()
@@ -284,9 +327,20 @@ class Call:
             if reply is not None and reply.playback.suspended:
                 self._resume_after_backchannel(reply)
             return  # noise: nothing was said
-        carried = await self._interrupt_reply()
-        text = f"{carried} {turn.text}".strip() if carried else turn.text
-        await self._caller_turn(text, turn.started, turn.ended, turn.timings)
+        unheard = await self._interrupt_reply()
+        if unheard is not None and unheard.caller_text:
+            # The caller was still going when their last turn closed and the agent had not
+            # said a word: it is one turn. Rewrite the earlier one instead of adding another.
+            if self.history and self.history[-1].role == "caller":
+                self.history.pop()
+            if unheard.timings in self.turn_timings:
+                self.turn_timings.remove(unheard.timings)
+            text = f"{unheard.caller_text} {turn.text}"
+            await self._caller_turn(
+                text, unheard.caller_started, turn.ended, turn.timings, turn_id=unheard.turn_id
+            )
+            return
+        await self._caller_turn(turn.text, turn.started, turn.ended, turn.timings)
 
     async def _check_dtmf_turn(self) -> None:
         if (
@@ -315,32 +369,52 @@ class Call:
 
     # --- turns and replies -----------------------------------------------------------
     async def _caller_turn(
-        self, text: str, started: float, ended: float, timings: TurnTimings
+        self,
+        text: str,
+        started: float,
+        ended: float,
+        timings: TurnTimings,
+        turn_id: int | None = None,
     ) -> None:
         self._prompted_silence = False
         self._last_activity = self._audio_now
         if text:
             self.history.append(Message("caller", text))
-        turn_id = await self.recorder.add_turn(
-            self.call_id, "caller", text or f"[keys {self._dtmf}]", started, ended,
-            timings=timings.as_ms(),
-        )
+        self._emit("caller", text=text, dtmf=self._dtmf)
+        recorded = text or f"[keys {self._dtmf}]"
+        if turn_id is None:
+            turn_id = await self.recorder.add_turn(
+                self.call_id, "caller", recorded, started, ended, timings=timings.as_ms()
+            )
+        else:
+            await self.recorder.update_turn(
+                turn_id, text=recorded, ended_at=ended, timings=timings.as_ms()
+            )
         self.turn_timings.append(timings)
-        self._start_reply(timings, caller_text=text, turn_id=turn_id)
+        self._start_reply(timings, caller_text=text, caller_started=started, turn_id=turn_id)
 
     def _start_reply(
         self,
         timings: TurnTimings | None,
         *,
         caller_text: str = "",
+        caller_started: float = 0.0,
         fixed_line: str | None = None,
         turn_id: int | None = None,
         end_call: str | None = None,
     ) -> None:
         reply_id = f"r{next(self._reply_ids)}"
+        playback = ReplyPlayback(
+            self.transport, reply_id, lambda at: self._on_first_audio(reply, at)
+        )
         reply = _Reply(
-            reply_id, ReplyPlayback(self.transport, reply_id), timings, turn_id,
-            caller_text=caller_text, end_call=end_call,
+            reply_id,
+            playback,
+            timings,
+            turn_id,
+            caller_text=caller_text,
+            caller_started=caller_started,
+            end_call=end_call,
         )
         self._reply = reply
         self.state = State.THINKING
@@ -372,17 +446,19 @@ class Call:
 
     async def _play(self, reply: _Reply, frames: AsyncIterator[Any]) -> None:
         async for spoken in frames:
-            if reply.timings is not None and reply.timings.tts_first_audio is None:
-                reply.timings.tts_first_audio = time.monotonic()
+            timings = reply.timings
+            if timings is not None and timings.tts_first_audio is None:
+                timings.tts_first_audio = time.monotonic()
+                utterance = getattr(self.voice, "last", None)
+                timings.first_sentence = getattr(utterance, "first_chunk_ready", None)
             reply.playback.add(spoken.frame, spoken.chunk_key, spoken.chunk_text, spoken.chunk_end)
-            if reply.playback.first_audio_at is not None:
-                self._on_first_audio(reply)
 
-    def _on_first_audio(self, reply: _Reply) -> None:
-        if self.state is State.THINKING:
+    def _on_first_audio(self, reply: _Reply, at: float) -> None:
+        if self._reply is reply and self.state is State.THINKING:
             self.state = State.SPEAKING
         if reply.timings is not None and reply.timings.agent_audio_out is None:
-            reply.timings.agent_audio_out = reply.playback.first_audio_at
+            reply.timings.agent_audio_out = at
+        self._emit("agent_audio", reply=reply.id)
 
     async def _brain_text(self, reply: _Reply) -> AsyncIterator[str]:
         """The brain's reply text, with a filler line spliced in when a slow tool runs."""
@@ -430,7 +506,16 @@ class Call:
             done, _ = await asyncio.wait({task}, timeout=self.config.filler_after_s)
             if not done:
                 fillers.put_nowait(self.config.filler_line)
-        return await task
+        result = await task
+        self._emit(
+            "tool",
+            name=call.name,
+            arguments=call.arguments,
+            ok=result.ok,
+            data=result.data,
+            error=result.error,
+        )
+        return result
 
     async def _reply_done(self, reply: _Reply) -> None:
         """The reply played to the end: record it and act on what the tools asked for."""
@@ -440,6 +525,7 @@ class Call:
         text = reply.playback.full_text
         if text:
             self.history.append(Message("agent", text))
+            self._emit("agent", text=text, interrupted=False)
         await self._record_agent_turn(reply, text, interrupted=False)
         if self._reply is reply:
             self._reply = None
@@ -458,32 +544,32 @@ class Call:
     async def _record_agent_turn(self, reply: _Reply, text: str, interrupted: bool) -> None:
         played = reply.playback.played_seconds
         start = reply.playback.first_audio_at
-        started = self._audio_now - played if start is not None else self._audio_now
+        started = self._audio_now if start is None else self.listener.to_audio(start)
         await self.recorder.add_turn(
             self.call_id, "agent", text, started, started + played, interrupted=interrupted
         )
         if reply.turn_id is not None and reply.timings is not None:
             await self.recorder.update_turn(reply.turn_id, timings=reply.timings.as_ms())
 
-    async def _interrupt_reply(self) -> str:
-        """Cancel the live reply; keep only what was heard. Returns the caller text of a reply
-        that had not started speaking (the caller was still talking: the turns merge)."""
+    async def _interrupt_reply(self) -> _Reply | None:
+        """Cancel the live reply; keep only what was heard. Returns the reply if the caller
+        heard none of it (so its caller turn and the new one can merge)."""
         reply = self._reply
         if reply is None or not reply.live:
-            return ""
+            return None
         reply.live = False
         await self._cancel(reply)
         await reply.playback.stop()
         self._reply = None
         self.state = State.LISTENING
         heard = reply.playback.heard_text()
-        if reply.playback.first_audio_at is None or not heard:
-            self.tools.take_actions()  # a discarded reply's call control never happens
-            return reply.caller_text if reply.playback.played_seconds == 0 else ""
+        self.tools.take_actions()  # a cancelled reply's call control never happens
+        if not heard:
+            return reply if reply.playback.played_seconds == 0 else None
         self.history.append(Message("agent", heard, interrupted=True))
+        self._emit("agent", text=heard, interrupted=True, unheard=reply.playback.full_text)
         await self._record_agent_turn(reply, heard, interrupted=True)
-        self.tools.take_actions()
-        return ""
+        return None
 
     async def _abandon_reply(self) -> None:
         reply = self._reply

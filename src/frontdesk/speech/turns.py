@@ -16,14 +16,67 @@ import re
 from dataclasses import dataclass
 
 _TRAILING_INCOMPLETE = {
-    "and", "or", "but", "so", "because", "for", "on", "at", "in", "to", "with", "of",
-    "the", "a", "an", "my", "your", "is", "was", "um", "uh", "er", "erm", "hmm", "like",
-    "about", "around", "maybe", "then", "if", "that", "which", "when", "from", "by",
-    "it's", "i'm", "i'd", "i", "we", "it", "this", "next", "be", "would", "could", "um,",
+    "and",
+    "or",
+    "but",
+    "so",
+    "because",
+    "for",
+    "on",
+    "at",
+    "in",
+    "to",
+    "with",
+    "of",
+    "the",
+    "a",
+    "an",
+    "my",
+    "your",
+    "is",
+    "was",
+    "um",
+    "uh",
+    "er",
+    "erm",
+    "hmm",
+    "like",
+    "about",
+    "around",
+    "maybe",
+    "then",
+    "if",
+    "that",
+    "which",
+    "when",
+    "from",
+    "by",
+    "it's",
+    "i'm",
+    "i'd",
+    "i",
+    "we",
+    "it",
+    "this",
+    "next",
+    "be",
+    "would",
+    "could",
+    "um,",
 }
 _DIGIT_WORDS = {
-    "zero": "0", "oh": "0", "o": "0", "one": "1", "two": "2", "three": "3", "four": "4",
-    "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9",
+    "zero": "0",
+    "oh": "0",
+    "o": "0",
+    "one": "1",
+    "two": "2",
+    "three": "3",
+    "four": "4",
+    "five": "5",
+    "six": "6",
+    "seven": "7",
+    "eight": "8",
+    "nine": "9",
 }
 _NUMBER_CUE = re.compile(r"\b(number|phone|cell|digits?|call me (?:at|on))\b")
 _WORD = re.compile(r"[a-z0-9']+")
@@ -32,8 +85,10 @@ _WORD = re.compile(r"[a-z0-9']+")
 def count_digits(text: str) -> int:
     """Digits in ``text``, spoken ("five five five") or written ("555")."""
     words = _WORD.findall(text.lower())
-    return sum(len(re.sub(r"\D", "", w)) if any(c.isdigit() for c in w) else int(w in _DIGIT_WORDS)
-               for w in words)
+    return sum(
+        len(re.sub(r"\D", "", w)) if any(c.isdigit() for c in w) else int(w in _DIGIT_WORDS)
+        for w in words
+    )
 
 
 def sounds_complete(text: str, expecting: str = "open") -> bool:
@@ -57,7 +112,7 @@ class EndpointConfig:
 
     complete_s: float = 0.25
     """A pause this long closes a turn whose words read complete."""
-    incomplete_s: float = 1.6
+    incomplete_s: float = 2.0
     """A pause this long closes a turn that sounds unfinished."""
     yes_no_s: float = 0.2
     """Shorter window when the agent asked a yes/no question."""

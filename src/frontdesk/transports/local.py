@@ -20,6 +20,7 @@ from typing import Protocol
 import numpy as np
 
 from frontdesk.audio import FRAME_MS, AudioFrame, frame_samples
+from frontdesk.audio.resample import resample
 from frontdesk.audio.wav import write_wav
 from frontdesk.transports.base import (
     INBOUND_RATE,
@@ -159,8 +160,6 @@ class LocalTransport:
         caller = np.concatenate(self._caller_track)
         agent = np.concatenate(self._agent_track)
         if self.output_rate != INBOUND_RATE:
-            from frontdesk.audio.resample import resample
-
             agent = resample(agent, self.output_rate, INBOUND_RATE)
         n = min(len(caller), len(agent))
         write_wav(self.recording_path, np.stack([caller[:n], agent[:n]], axis=1), INBOUND_RATE)

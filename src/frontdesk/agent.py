@@ -1,0 +1,188 @@
+"""The agent: what is loaded once per process (models, voice, database, profile) and how
+one phone call is assembled from it.
+
+This is the one place that chooses providers; the Call it builds knows only protocols.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from frontdesk.brain.base import ToolCall, ToolResult
+from frontdesk.brain.flow import FlowBrain
+from frontdesk.brain.profile import AgentProfile, load_profile
+from frontdesk.brain.tools import ToolRegistry, ToolRunner
+from frontdesk.business.calendar import SQLCalendar
+from frontdesk.business.crm import SQLCRM
+from frontdesk.business.toolset import FrontDeskEnv, HangUp, Transfer, frontdesk_tools
+from frontdesk.call.listener import Listener
+from frontdesk.call.session import Call, CallConfig
+from frontdesk.speech.stt import STT, load_stt
+from frontdesk.speech.tts import TTS, PhraseCache, Voice, load_tts
+from frontdesk.speech.turns import EndpointConfig, Endpointer
+from frontdesk.speech.vad import VoiceActivityDetector
+from frontdesk.store.db import Database
+from frontdesk.store.records import CallStore
+from frontdesk.transports.base import Transport
+
+log = logging.getLogger(__name__)
+
+
+class FrontDeskTools:
+    """The ToolExecutor a Call uses: the front-desk tools behind the fenced runner."""
+
+    def __init__(self, registry: ToolRegistry, runner: ToolRunner, env: FrontDeskEnv) -> None:
+        self.registry = registry
+        self.runner = runner
+        self.env = env
+
+    async def run(
+        self, call: ToolCall, reply_id: str, reply_live: Callable[[], bool]
+    ) -> ToolResult:
+        """Run one tool call for reply ``reply_id``."""
+        return await self.runner.run(call, reply_id, reply_live)
+
+    def is_slow(self, name: str) -> bool:
+        """Whether the tool deserves a spoken filler while it runs."""
+        return name in self.registry and self.registry.get(name).slow
+
+    def take_actions(self) -> list[tuple[str, str]]:
+        """The call-control actions the tools asked for since the last call, as
+        ("transfer", number) / ("hang_up", reason)."""
+        actions, self.env.actions[:] = list(self.env.actions), []
+        out: list[tuple[str, str]] = []
+        for action in actions:
+            if isinstance(action, Transfer):
+                out.append(("transfer", action.number))
+            elif isinstance(action, HangUp):
+                out.append(("hang_up", action.reason))
+        return out
+
+    async def drain(self) -> None:
+        """Wait for tools still running (they always complete)."""
+        await self.runner.drain()
+
+
+@dataclass(slots=True)
+class AgentOptions:
+    """How the agent is built. Everything has an offline default."""
+
+    profile: str | Path | None = None
+    database_url: str | None = None
+    stt: str = "whisper"
+    tts: str = "piper"
+    phrase_cache_dir: str | Path | None = "var/phrase-cache"
+    endpoint: EndpointConfig | None = None
+    call: CallConfig | None = None
+    now: Callable[[], datetime] | None = None
+
+
+class Agent:
+    """Shared parts for every call this process handles."""
+
+    def __init__(
+        self,
+        options: AgentOptions,
+        profile: AgentProfile,
+        db: Database,
+        stt: STT,
+        tts: TTS,
+        cache: PhraseCache,
+    ) -> None:
+        self.options = options
+        self.profile = profile
+        self.db = db
+        self.store = CallStore(db)
+        self.stt = stt
+        self.tts = tts
+        self.cache = cache
+        self.calendar = SQLCalendar(db, profile.business_hours(), slot_minutes=30, now=options.now)
+        self.crm = SQLCRM(db)
+        self.registry = frontdesk_tools()
+
+    @classmethod
+    async def open(cls, options: AgentOptions | None = None) -> Agent:
+        """Load the profile, open the database, load the models and warm the voice."""
+        options = options or AgentOptions()
+        profile = load_profile(options.profile)
+        db = Database(options.database_url)
+        db.create_all()
+        stt = load_stt(options.stt)
+        tts = load_tts(options.tts)
+        start = getattr(tts, "start", None)
+        if start is not None:
+            await start()
+        cache = PhraseCache(tts, options.phrase_cache_dir)
+        agent = cls(options, profile, db, stt, tts, cache)
+        await cache.warm(agent.fixed_lines())
+        return agent
+
+    def call_config(self) -> CallConfig:
+        """The per-call behaviour, with the profile's own lines."""
+        config = self.options.call or CallConfig()
+        lines = self.profile.lines
+        if lines.fillers:
+            config.filler_line = lines.fillers[0]
+        return config
+
+    def fixed_lines(self) -> list[str]:
+        """Lines every call may say verbatim: synthesized once, played from the cache."""
+        config = self.call_config()
+        lines = self.profile.lines
+        return [
+            self.profile.render(self.profile.greeting),
+            *lines.fillers,
+            config.still_there_line,
+            config.goodbye_line,
+            config.error_line,
+        ]
+
+    async def new_call(
+        self,
+        transport: Transport,
+        *,
+        direction: str = "inbound",
+        metadata: dict[str, Any] | None = None,
+    ) -> Call:
+        """A Call for ``transport``, with its record already started in the database."""
+        call_id = await self.store.start_call(
+            direction, transport.name, transport.caller_number, metadata or {}
+        )
+        env = FrontDeskEnv(
+            calendar=self.calendar,
+            crm=self.crm,
+            store=self.store,
+            call_id=call_id,
+            caller_number=transport.caller_number,
+            hours=self.profile.business_hours(),
+            appointment_minutes=30,
+            handoff_number=self.profile.handoff_number,
+            **({"now": self.options.now} if self.options.now else {}),
+        )
+        runner = ToolRunner(self.registry, env, self.store, call_id)
+        listener = Listener(
+            VoiceActivityDetector(), self.stt.open(), Endpointer(self.options.endpoint)
+        )
+        return Call(
+            transport=transport,
+            listener=listener,
+            brain=FlowBrain(self.profile, now=self.options.now),
+            voice=Voice(self.tts, transport.output_rate, self.cache),
+            tools=FrontDeskTools(self.registry, runner, env),
+            recorder=self.store,
+            call_id=call_id,
+            config=self.call_config(),
+        )
+
+    async def aclose(self) -> None:
+        """Stop the voice engine and release the models and the database."""
+        await self.tts.aclose()
+        close = getattr(self.stt, "aclose", None)
+        if close is not None:
+            await close()
+        self.db.dispose()

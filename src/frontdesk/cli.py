@@ -1,0 +1,94 @@
+"""The `frontdesk` command: demo, transcribe, say."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import numpy as np
+import typer
+from rich.console import Console
+
+from frontdesk.audio import AudioFormatError, AudioFrame
+from frontdesk.audio.resample import resample
+from frontdesk.audio.wav import read_wav, write_wav
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+console = Console()
+err = Console(stderr=True)
+
+# Nothing may reach a model hub at run time: every model ships inside a package.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def _fail(message: str) -> None:
+    err.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(2)
+
+
+@app.command()
+def transcribe(
+    wav: Path = typer.Argument(..., exists=True, dir_okay=False, help="WAV file, any rate"),
+    stt: str = typer.Option("whisper", help="recognizer: whisper or pocketsphinx"),
+) -> None:
+    """Print the transcript of a WAV file (8 kHz phone audio included)."""
+    from frontdesk.speech.stt import load_stt
+
+    try:
+        pcm, rate = read_wav(wav)
+    except AudioFormatError as exc:
+        _fail(f"{wav}: {exc}")
+    if pcm.ndim > 1:
+        pcm = pcm.mean(axis=1).astype(np.int16)  # stereo call recordings: both parties
+    if rate != 16000:
+        try:
+            pcm = resample(pcm, rate, 16000)
+        except AudioFormatError as exc:
+            _fail(f"{wav}: {exc}")
+
+    async def run() -> str:
+        recognizer = load_stt(stt)
+        try:
+            return (await recognizer.transcribe([AudioFrame(pcm, 16000)])).text
+        finally:
+            close = getattr(recognizer, "aclose", None)
+            if close is not None:
+                await close()
+
+    console.print(asyncio.run(run()))
+
+
+@app.command()
+def say(
+    text: str = typer.Argument(..., help="what the agent should say"),
+    output: Path = typer.Option(..., "-o", "--output", help="WAV file to write"),
+    voice: str = typer.Option("piper", help="voice: piper (default), espeak or flite"),
+    rate: int = typer.Option(0, help="output sample rate (0: the voice's own)"),
+) -> None:
+    """Write the agent's voice saying TEXT to a WAV file."""
+    from frontdesk.speech.tts import TTSError, load_tts
+
+    async def run() -> tuple[np.ndarray, int]:
+        tts = load_tts(voice)
+        try:
+            frames = [frame async for frame in tts.synthesize(text)]
+        finally:
+            await tts.aclose()
+        if not frames:
+            _fail("nothing to say: the text has no speakable words")
+        return np.concatenate([f.pcm for f in frames]), frames[0].sample_rate
+
+    try:
+        pcm, native = asyncio.run(run())
+        if rate and rate != native:
+            pcm = resample(pcm, native, rate)
+    except (TTSError, AudioFormatError, ValueError) as exc:
+        _fail(str(exc))
+    write_wav(output, pcm, rate or native)
+    console.print(f"wrote {output} ({len(pcm) / (rate or native):.2f} s, {rate or native} Hz)")
+
+
+def main() -> None:
+    """Entry point for ``python -m frontdesk``."""
+    app()
