@@ -19,6 +19,11 @@ from frontdesk.audio import AudioFormatError, AudioFrame
 from frontdesk.speech.stt.base import Transcript
 
 SAMPLE_RATE = 16000
+PHONE_CMN_INIT = "52.3,32.5,-36.3,48.6,-26.0,3.9,8.0,-40.8,11.5,-16.2,8.2,8.6,-18.2"
+"""Starting cepstral means for telephone speech. The decoder adapts its means as audio flows,
+but from the wheel's default (40,3,-1) a fresh decoder misheard 89% of words in its first
+utterances over 8 kHz mu-law; starting here, 30%. Measured by letting a decoder adapt to
+phone-line speech of other voices and sentences than the tests use."""
 
 
 class PocketsphinxSTT:
@@ -27,8 +32,11 @@ class PocketsphinxSTT:
     name = "pocketsphinx"
     sample_rate = SAMPLE_RATE
 
-    def __init__(self, hypothesis_interval_s: float = 0.2) -> None:
+    def __init__(
+        self, hypothesis_interval_s: float = 0.2, cmn_init: str = PHONE_CMN_INIT
+    ) -> None:
         self.hypothesis_interval_s = hypothesis_interval_s
+        self._cmn_init = cmn_init
         self._idle: list[Decoder] = []
         self._lock = threading.Lock()
 
@@ -41,7 +49,7 @@ class PocketsphinxSTT:
         with self._lock:
             if self._idle:
                 return self._idle.pop()
-        return Decoder(loglevel="FATAL")
+        return Decoder(loglevel="FATAL", cmninit=self._cmn_init)
 
     def release(self, decoder: Decoder) -> None:
         """Give a decoder (outside any utterance) back for reuse."""

@@ -18,8 +18,6 @@ import contextlib
 import itertools
 import json
 import logging
-import os
-import signal
 import struct
 import sys
 from collections.abc import AsyncIterator
@@ -135,7 +133,10 @@ class _Worker:
 
     async def _exit_reason(self) -> str:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.proc.wait(), 1.0)
+            async with asyncio.timeout(1.0):
+                await self.proc.wait()
+        # the process has exited: let the stderr reader catch up, its last lines say why
+        await asyncio.wait([self._tasks[1]], timeout=0.5)
         code = self.proc.returncode
         if code is None:
             self.kill()
@@ -161,15 +162,17 @@ class _Worker:
     def kill(self) -> None:
         """Kill the process now (it hung, misbehaved or belongs to a finished event loop)."""
         self._killed = True
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.proc.pid, signal.SIGKILL)
+        if self.proc.returncode is None:  # never signal a reaped pid: it may be reused
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
 
     async def stop(self, grace: float = 2.0) -> None:
         """Close stdin (the worker exits on EOF), kill it if it lingers, reap it."""
         if self.proc.stdin is not None and not self.proc.stdin.is_closing():
             self.proc.stdin.close()
         try:
-            await asyncio.wait_for(self.proc.wait(), grace)
+            async with asyncio.timeout(grace):
+                await self.proc.wait()
         except TimeoutError:
             self.kill()
             await self.proc.wait()
@@ -221,6 +224,11 @@ class PiperTTS:
         self._ids = itertools.count(1)
 
     @property
+    def voice_id(self) -> str:
+        """Which voice and settings this is (phrase-cache key: another model is another voice)."""
+        return f"piper:{self.model.name}:volume={self.volume}"
+
+    @property
     def worker_pid(self) -> int | None:
         """Process id of the running worker, if any."""
         return self._worker.proc.pid if self._worker and self._worker.alive else None
@@ -244,8 +252,11 @@ class PiperTTS:
             await worker.send({"id": request_id, "text": text})
             at = 0.0
             while True:
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+                # that lands as the reply arrives, and barge-in relies on cancellation
                 try:
-                    kind, payload = await asyncio.wait_for(queue.get(), self.timeout)
+                    async with asyncio.timeout(self.timeout):
+                        kind, payload = await queue.get()
                 except TimeoutError:
                     worker.kill()  # hung: the next request gets a fresh one
                     raise TTSError(
@@ -308,12 +319,13 @@ class PiperTTS:
         )
         worker = _Worker(proc)
         try:
-            ready = await asyncio.wait_for(asyncio.shield(worker.ready), self.start_timeout)
-        except TimeoutError:
+            async with asyncio.timeout(self.start_timeout):
+                ready = await asyncio.shield(worker.ready)
+        except BaseException as exc:  # died while loading, too slow, or we were cancelled
+            worker.ready.cancel()
             await worker.stop(grace=0.1)
-            raise TTSError(f"piper worker not ready after {self.start_timeout:.0f} s") from None
-        except BaseException:
-            await worker.stop(grace=0.1)
+            if isinstance(exc, TimeoutError):
+                raise TTSError(f"piper worker not ready after {self.start_timeout:.0f} s") from None
             raise
         if ready.get("sample_rate") != self.sample_rate:
             await worker.stop(grace=0.1)
