@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from frontdesk.brain.profile import AgentProfile, Service
+from frontdesk.brain.base import Message
+from frontdesk.brain.profile import AgentProfile, QualifyingQuestion, Service
 from frontdesk.brain.spoken_text import find_phrase, has_phrase
 from frontdesk.brain.understand import When
 
@@ -40,6 +41,32 @@ def _split_keep(text: str, pattern: re.Pattern[str]) -> list[str]:
         start = boundary.end()
     parts.append(text[start:])
     return parts
+
+
+def reprompt_for(
+    stage: str, profile: AgentProfile, question: QualifyingQuestion | None, last_prompt: str
+) -> str:
+    """A second, differently worded try at what the agent asked in ``stage``."""
+    if question is not None:
+        return profile.render(question.reprompt or question.question)
+    return {
+        "intent": "I can book an appointment for you, or answer questions about "
+        f"{profile.business_name}. What would you like to do?",
+        "name": "Could you tell me your first and last name?",
+        "phone": "Could you say the number again, with the area code, digit by digit?",
+        "when": "Which day works for you? For example, tomorrow morning, or Friday afternoon.",
+        "pick": "Which of those times works for you? Or I can look at another day.",
+        "anything_else": profile.lines.anything_else,
+    }.get(stage, last_prompt)
+
+
+def heard_slots(offer: Sequence[dict[str, str]], history: Sequence[Message]) -> list[int]:
+    """Indexes of offered slots the caller really heard: all of them, unless the offer was
+    interrupted, then those whose label made it into the heard part."""
+    last = next((m for m in reversed(history) if m.role == "agent"), None)
+    if last is None or not last.interrupted:
+        return list(range(len(offer)))
+    return [i for i, slot in enumerate(offer) if slot["label"] in last.text]
 
 
 def join_labels(labels: Sequence[str], conjunction: str = "or") -> str:
@@ -91,7 +118,8 @@ def service_answer(text: str, profile: AgentProfile, service: Service | None) ->
     "how long is a cleaning?", "do you do braces?"), or None."""
     if service is not None:
         if has_phrase(text, _HOW_LONG, use_stems=False):
-            return f"{_article(service.name)} usually takes about {service.duration_minutes} minutes."
+            minutes = service.duration_minutes
+            return f"{_article(service.name)} usually takes about {minutes} minutes."
         detail = f": {service.description}" if service.description else ""
         return f"Yes, we do{detail}."
     missing = find_phrase(text, profile.criteria.not_offered)
@@ -142,3 +170,31 @@ class CallNotes:
         elif self.answers:
             text += f" {self.contact_notes()}."
         return text
+
+
+def dated(moment: datetime, profile: AgentProfile) -> str:
+    """An absolute date and time for the CRM ("Thursday, December 3 at 2 PM")."""
+    local = moment.astimezone(profile.tz)
+    hour = local.hour % 12 or 12
+    minutes = f":{local.minute:02d}" if local.minute else ""
+    clock = f"{hour}{minutes} {'AM' if local.hour < 12 else 'PM'}"
+    return f"{local.strftime('%A, %B')} {local.day} at {clock}"
+
+
+def nearest_slots(slots: list[dict[str, str]], when: When, profile: AgentProfile
+             ) -> list[dict[str, str]]:
+    """The slot at the caller's time if open, else the two closest to it, in time order."""
+    if when.at is None:
+        return slots
+    target = when.at.hour * 60 + when.at.minute
+
+    def distance(slot: dict[str, str]) -> int:
+        local = datetime.fromisoformat(slot["start"]).astimezone(profile.tz)
+        return abs(local.hour * 60 + local.minute - target)
+
+    exact = [s for s in slots if distance(s) == 0]
+    if exact:
+        return exact[:1]
+    return sorted(sorted(slots, key=distance)[:2], key=lambda s: s["start"])
+
+

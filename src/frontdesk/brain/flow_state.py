@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from frontdesk.brain.profile import AgentProfile, QualifyingQuestion, Service
-from frontdesk.brain.spoken_text import normalize
+from frontdesk.brain.profile import AgentProfile, Outcome, QualifyingQuestion, Service
+from frontdesk.brain.spoken_text import has_phrase, normalize
 from frontdesk.brain.understand import (
     When,
     extract_email,
@@ -135,3 +135,21 @@ class CallerFacts:
         if question.expects == "date":
             return text.strip() if parse_when(text, now) is not None else None
         return text.strip() if normalize(text) else None
+
+    def verdict(self, text: str, profile: AgentProfile) -> tuple[Outcome, str] | None:
+        """Where a newly given qualifying answer sends the caller, when not on to booking:
+        ("escalate" or "nurture", why). Each answer is judged once."""
+        for question_id, value in self.answers.items():
+            question = profile.question(question_id)
+            if question is None or question_id in self.judged:
+                continue
+            self.judged.add(question_id)
+            choice = next((c for c in question.choices if c.value == value), None)
+            outcome: Outcome = choice.outcome if choice else "book"
+            if has_phrase(text, question.escalate_if, negatable=True):
+                outcome = "escalate"
+            elif has_phrase(text, question.nurture_if, negatable=True):
+                outcome = "nurture"
+            if outcome != "book":
+                return outcome, f"{question_id}: {value}"
+        return None

@@ -34,7 +34,7 @@ STOPWORDS = word_set(
     er erm hmm well oh okay ok just really actually also like know want wanted need needs
     wondering wonder tell ask asking question quick anything something somewhere any some
     nearby get got go going guys yall all not no yes yeah sure kind sort maybe one
-    let us give say said see"""
+    let us give say said see wait sorry excuse pardon again mean"""
 )
 """Words that carry no topic: ignored when matching a question to the FAQ."""
 

@@ -70,9 +70,9 @@ def parse_when(text: str, now: datetime) -> When | None:
     day = numeric_day or _parse_day(spoken, now)
     part = _parse_part(spoken)
     at = _parse_clock(spoken, part, bare_numbers=False)
-    if at is not None and part is None and not has_phrase(spoken, ("am", "pm")):
+    if at is not None and part is None:
         part = part_of_day_for(at)
-    soonest = has_phrase(spoken, _SOONEST, use_stems=False)
+    soonest = has_phrase(text, _SOONEST, use_stems=False)
     if day is None and part is None and at is None and not soonest:
         return None
     return When(day=day, part_of_day=part, at=at, soonest=soonest)
@@ -212,13 +212,13 @@ def _parse_day(spoken: str, now: datetime) -> date | None:
         return today + timedelta(days=(5 - today.weekday()) % 7)
     if re.search(r"\bend of (the|this) week\b", spoken) and today.weekday() <= 4:
         return today + timedelta(days=4 - today.weekday())
-    ordinal = re.search(
-        r"\b(?:the |on the )(\d{1,2})(?:st|nd|rd|th)\b(?! (?:1|one|option|slot|time|choice)\b)",
-        spoken,
-    )
+    ordinal = re.search(rf"\b(?:the )(\d{{1,2}})(?:st|nd|rd|th)\b(?! {_NOT_A_DAY}\b)", spoken)
     if ordinal:
         return _next_day_of_month(int(ordinal.group(1)), today)
     return None
+
+
+_NOT_A_DAY = "(?:1|one|option|slot|time|choice|available|opening)"  # "the first one"
 
 
 def _month_day(spoken: str, today: date) -> date | None:
@@ -275,8 +275,14 @@ def choose_slot(text: str, slots: Sequence[datetime], now: datetime) -> int | No
     if option:
         cleaned = cleaned[: option.start()] + cleaned[option.end() :]
     spoken = _fix_homophones(number_words_to_digits(cleaned))
+    # "the second one" is a position in the offer, not the 2nd of the month ("on the 2nd" is)
+    dates_only = re.sub(
+        rf"\b(on |(?:{_MONTH_RE}) )?(?:the )?(?:first|second|third|1st|2nd|3rd)\b(?! of\b)",
+        lambda m: m.group() if m.group(1) else " ",
+        cleaned,
+    )
     candidates = list(range(len(local)))
-    when = parse_when(cleaned, now)
+    when = parse_when(dates_only, now)
     narrowed = False
     if when is not None and when.day is not None:
         same_day = [i for i in candidates if local[i].date() == when.day]
@@ -284,7 +290,7 @@ def choose_slot(text: str, slots: Sequence[datetime], now: datetime) -> int | No
             candidates, narrowed = same_day, True
         elif not re.search(r"\b\d{1,2}(st|nd|rd|th)\b", spoken):
             return None  # a day that was not offered
-    at = parse_time(cleaned, bare_numbers=True)
+    at = parse_time(dates_only, bare_numbers=True)
     if at is not None:
         timed = [i for i in candidates if _same_clock(local[i].time(), at)]
         if not timed:

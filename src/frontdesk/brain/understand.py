@@ -97,8 +97,7 @@ _RESCHEDULE = (
 _BOOK = (
     r"\bbook", r"\bappointment", r"\bschedul", r"\bcome in\b", r"\bcome by\b", r"\bget in\b",
     r"\bmake an? (appointment|booking)", r"\bset up\b", r"\bavailab", r"\bopenings?\b",
-    r"\bslots?\b", r"\bsee (the|a) (dentist|doctor|hygienist)\b", r"\bi (need|want|would like) "
-    r"(a|an|to get|to have|my) ", r"\bget (my|a) (teeth|tooth)\b", r"\bvisit\b",
+    r"\bslots?\b", r"\bsee (the|a) (dentist|doctor|hygienist)\b", r"\bget (my|a) (teeth|tooth)\b",
 )
 _GOODBYE = (
     r"\b(bye|goodbye|bye bye)\b", r"\bthat is (all|it|everything)\b", r"\bthat will be all\b",
@@ -112,7 +111,7 @@ _REPEAT = (
     r"^(sorry |um |uh )?what$", r"^sorry$",
 )
 _QUESTION_START = re.compile(
-    r"^(so |and |um |uh |also |oh |hi |hey |okay |ok |quick question )*"
+    r"^(so |and |um |uh |also |oh |hi |hey |okay |ok |wait |sorry |actually |quick question )*"
     r"(what|where|when|how|who|why|which|do you|does|did|are you|are there|is there|is it|"
     r"is the|can i|can you|could you|could i|will|would you|should i|may i|have you|"
     r"i was wondering|i wanted to (know|ask)|tell me)\b"
