@@ -17,6 +17,7 @@ from frontdesk.brain.base import ToolCall, ToolResult
 from frontdesk.brain.flow import FlowBrain
 from frontdesk.brain.profile import AgentProfile, load_profile
 from frontdesk.brain.tools import ToolRegistry, ToolRunner
+from frontdesk.brain.understand import sounds_complete
 from frontdesk.business.calendar import SQLCalendar
 from frontdesk.business.crm import SQLCRM
 from frontdesk.business.toolset import FrontDeskEnv, HangUp, Transfer, frontdesk_tools
@@ -166,7 +167,9 @@ class Agent:
         )
         runner = ToolRunner(self.registry, env, self.store, call_id)
         listener = Listener(
-            VoiceActivityDetector(), self.stt.open(), Endpointer(self.options.endpoint)
+            VoiceActivityDetector(),
+            self.stt.open(),
+            Endpointer(sounds_complete, self.options.endpoint),
         )
         return Call(
             transport=transport,

@@ -89,6 +89,33 @@ def say(
     console.print(f"wrote {output} ({len(pcm) / (rate or native):.2f} s, {rate or native} Hz)")
 
 
+@app.command()
+def demo(
+    as_json: bool = typer.Option(False, "--json", help="print the call record as JSON only"),
+    profile: Path | None = typer.Option(None, help="agent profile YAML (default: built in)"),
+    recording_dir: Path = typer.Option(Path("var/recordings"), help="where the WAV goes"),
+) -> None:
+    """A full call on the embedded default: greeting, questions, a pause, a barge-in, a booking."""
+    import json
+    import logging
+
+    from frontdesk.agent import AgentOptions
+    from frontdesk.demo import run_demo
+    from frontdesk.report import LiveTranscript, print_call_summary
+
+    logging.basicConfig(level=logging.WARNING)
+    live = None if as_json else LiveTranscript(console)
+    if live is not None:
+        console.print("[bold]frontdesk demo[/bold]: loading models and calling the agent...")
+    result = asyncio.run(
+        run_demo(AgentOptions(profile=profile), observer=live, recording_dir=recording_dir)
+    )
+    if as_json:
+        print(json.dumps(result.record, indent=2, default=str))
+        return
+    print_call_summary(console, result.record, result.call, result.database_url)
+
+
 def main() -> None:
     """Entry point for ``python -m frontdesk``."""
     app()

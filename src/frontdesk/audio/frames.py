@@ -51,9 +51,7 @@ class AudioFrame:
     def from_bytes(cls, data: bytes, sample_rate: int, timestamp: float = 0.0) -> AudioFrame:
         """Frame from little-endian PCM16 bytes; an odd byte count is an error."""
         if len(data) % 2:
-            raise AudioFormatError(
-                f"PCM16 audio needs an even number of bytes, got {len(data)}"
-            )
+            raise AudioFormatError(f"PCM16 audio needs an even number of bytes, got {len(data)}")
         return cls(np.frombuffer(data, dtype="<i2").astype(np.int16), sample_rate, timestamp)
 
     def to_bytes(self) -> bytes:

@@ -44,13 +44,20 @@ Stage = Literal[
     "intent", "question", "name", "phone", "when", "pick", "anything_else", "offer_human", "done"
 ]
 _EXPECTING: dict[str, str] = {
-    "intent": "open", "name": "name", "phone": "phone", "when": "date", "pick": "date",
-    "anything_else": "yes_no", "offer_human": "yes_no", "done": "open",
+    "intent": "open",
+    "name": "name",
+    "phone": "phone",
+    "when": "date",
+    "pick": "date",
+    "anything_else": "yes_no",
+    "offer_human": "yes_no",
+    "done": "open",
 }
 _QUESTION_EXPECTING = {"yes_no": "yes_no", "name": "name", "phone": "phone", "date": "date"}
 _ACKS = ("Great.", "Got it.", "Perfect.", "Okay.")
-_GREETING_WORDS = frozenset(("hi", "hello", "hey", "there", "good", "morning", "afternoon",
-                             "evening", "oh", "um", "uh"))
+_GREETING_WORDS = frozenset(
+    ("hi", "hello", "hey", "there", "good", "morning", "afternoon", "evening", "oh", "um", "uh")
+)
 
 
 class FlowBrain:
@@ -140,13 +147,18 @@ class FlowBrain:
             return _say(self._prompt("Hi there! How can I help you today?"))
         return self._understood(text, intent, context)
 
-    async def _understood(self, text: str, intent: str | None, context: TurnContext
-                          ) -> AsyncIterator[str]:
+    async def _understood(
+        self, text: str, intent: str | None, context: TurnContext
+    ) -> AsyncIterator[str]:
         asking = intent == "question" or is_question(text)
         if intent == "book" and self.facts.service is None:
             self.facts.service = self._asked_about  # "yes, I'd like to book one"
         learned = self.facts.harvest(
-            text, self.profile, self._clock(), stage=self.stage, question=self._question,
+            text,
+            self.profile,
+            self._clock(),
+            stage=self.stage,
+            question=self._question,
             asking=asking and intent != "book",
         )
         if intent == "book" or learned & {"service", "when"}:
@@ -170,8 +182,11 @@ class FlowBrain:
         verdict = self.facts.verdict(text, self.profile)
         if verdict is not None:
             outcome, self.notes.reason = verdict
-            ending = (self._escalate(context, verdict[1]) if outcome == "escalate" else
-                      self._finish(context, self.profile.lines.not_interested, "nurture"))
+            ending = (
+                self._escalate(context, verdict[1])
+                if outcome == "escalate"
+                else self._finish(context, self.profile.lines.not_interested, "nurture")
+            )
             async for line in ending:
                 yield line
             return
@@ -204,8 +219,12 @@ class FlowBrain:
         lead = self._ack() if ack else ""
         if not self.facts.wants_booking:
             self.stage = "anything_else" if self.notes.topics else "intent"
-            yield self._prompt(self.profile.lines.anything_else if self.stage == "anything_else"
-                               else "How can I help you today?", lead)
+            yield self._prompt(
+                self.profile.lines.anything_else
+                if self.stage == "anything_else"
+                else "How can I help you today?",
+                lead,
+            )
             return
         for question in self.profile.qualifying_questions:
             if question.id not in self.facts.answers:
@@ -230,22 +249,27 @@ class FlowBrain:
         async for line in self._offer_slots(context, self.facts.when):
             yield line
 
-    async def _offer_slots(self, context: TurnContext, when: When, lead: str = "I have"
-                           ) -> AsyncIterator[str]:
+    async def _offer_slots(
+        self, context: TurnContext, when: When, lead: str = "I have"
+    ) -> AsyncIterator[str]:
         fetched = await self.openings.fetch(context, when)
         if fetched.error is not None:
             if "passed" in fetched.error:
                 self.facts.when, self.stage = None, "when"
                 yield self._prompt("That day has already passed. What other day works for you?")
                 return
-            async for line in self._escalate(context, "calendar unavailable",
-                                             "I'm sorry, I can't reach our calendar right now."):
+            async for line in self._escalate(
+                context, "calendar unavailable", "I'm sorry, I can't reach our calendar right now."
+            ):
                 yield line
             return
         if not fetched.slots:
             said = describe_when(when, self._clock())
-            yield (f"I'm sorry, we're {fetched.note}." if fetched.note.startswith("closed")
-                   else f"I'm sorry, I don't have anything open {said}.")
+            yield (
+                f"I'm sorry, we're {fetched.note}."
+                if fetched.note.startswith("closed")
+                else f"I'm sorry, I don't have anything open {said}."
+            )
             if when.day is None and when.part_of_day is None and when.at is None:
                 self.facts.when, self._stage_before_offer = None, "when"
                 self._resume_prompt = "What other day would work for you?"
@@ -260,8 +284,9 @@ class FlowBrain:
         self.stage = "pick"
         yield self._prompt(offer_line([s["label"] for s in fetched.slots], lead))
 
-    async def _picked(self, text: str, intent: str | None, learned: set[str],
-                      context: TurnContext) -> AsyncIterator[str]:
+    async def _picked(
+        self, text: str, intent: str | None, learned: set[str], context: TurnContext
+    ) -> AsyncIterator[str]:
         slot = self.openings.choose(text, context.history, self._clock())
         if slot is not None:
             async for line in self._book(context, slot):
@@ -288,8 +313,9 @@ class FlowBrain:
             async for line in self._finish(context, self.profile.lines.goodbye):
                 yield line
             return
-        if yes_no(text) is False or has_phrase(text, ("none", "neither", "another day",
-                                                      "different day", "other day")):
+        if yes_no(text) is False or has_phrase(
+            text, ("none", "neither", "another day", "different day", "other day")
+        ):
             self.facts.when, self.stage, self._misses = None, "when", 0
             yield self._prompt("No problem. What other day or time would work better?")
             return
@@ -298,14 +324,19 @@ class FlowBrain:
 
     async def _book(self, context: TurnContext, slot: dict[str, str]) -> AsyncIterator[str]:
         service = self.facts.service.name if self.facts.service else None
-        arguments = {"start": slot["start"], "name": self.facts.name or "Caller",
-                     "phone": self.facts.phone, "service": service}
+        arguments = {
+            "start": slot["start"],
+            "name": self.facts.name or "Caller",
+            "phone": self.facts.phone,
+            "service": service,
+        }
         result = await call_tool(context, "book_appointment", arguments)
         if not result.ok:
             self.openings.taken.add(slot["start"])
             yield "I'm sorry, that time was just taken."
-            again = self._offer_slots(context, self.openings.asked_for or When(soonest=True),
-                                      "I can do")
+            again = self._offer_slots(
+                context, self.openings.asked_for or When(soonest=True), "I can do"
+            )
             async for line in again:
                 yield line
             return
@@ -319,13 +350,17 @@ class FlowBrain:
         # not lose the record of a booking that did happen.
         notes = self.notes.contact_notes()
         if context.caller_number and (self.facts.email or notes):
-            await call_tool(context, "update_contact",
-                            {"name": self.facts.name, "email": self.facts.email, "notes": notes})
+            await call_tool(
+                context,
+                "update_contact",
+                {"name": self.facts.name, "email": self.facts.email, "notes": notes},
+            )
         await self.endings.log(context, "booked")
         first = (self.facts.name or "").split(" ")[0]
         what = f"your {service.lower()}" if service else "your appointment"
         yield f"You're all set: {what} is booked for {label}." + (
-            f" Thanks, {first}." if first else "")
+            f" Thanks, {first}." if first else ""
+        )
         yield self._prompt(self.profile.lines.anything_else)
 
     async def _not_offered(self, service: str) -> AsyncIterator[str]:
@@ -339,15 +374,17 @@ class FlowBrain:
 
     # The call is over only once the hand-off or goodbye was heard and its tools ran: a
     # caller who cuts in ("wait, one more thing") is still talking to the flow.
-    async def _escalate(self, context: TurnContext, reason: str, lead: str | None = None
-                        ) -> AsyncIterator[str]:
+    async def _escalate(
+        self, context: TurnContext, reason: str, lead: str | None = None
+    ) -> AsyncIterator[str]:
         self._stage_before_end = self.stage
         async for line in self.endings.transfer(context, reason, lead):
             yield line
         self.stage = "done"
 
-    async def _finish(self, context: TurnContext, line: str, outcome: str | None = None
-                      ) -> AsyncIterator[str]:
+    async def _finish(
+        self, context: TurnContext, line: str, outcome: str | None = None
+    ) -> AsyncIterator[str]:
         self._stage_before_end = self.stage
         async for spoken in self.endings.goodbye(context, line, outcome):
             yield spoken
@@ -356,8 +393,9 @@ class FlowBrain:
     def _cannot_answer(self, context: TurnContext, text: str) -> AsyncIterator[str]:
         """No answer in the profile: say so, never guess, and hand over to a person."""
         self.notes.reason = f"asked something the agent cannot answer: {text.strip()}"
-        return self._escalate(context, "question the agent cannot answer",
-                              self.profile.lines.cannot_answer)
+        return self._escalate(
+            context, "question the agent cannot answer", self.profile.lines.cannot_answer
+        )
 
     # -- small pieces -----------------------------------------------------------------------
 
@@ -366,8 +404,10 @@ class FlowBrain:
         if self._misses >= 2:
             self._stage_before_offer, self._resume_prompt = self.stage, self._reprompt()
             self.stage = "offer_human"
-            yield self._prompt("I'm sorry, I'm having trouble understanding. "
-                               "Would you like me to connect you with a person from our team?")
+            yield self._prompt(
+                "I'm sorry, I'm having trouble understanding. "
+                "Would you like me to connect you with a person from our team?"
+            )
             return
         yield f"Sorry, I didn't quite get that. {self._reprompt()}"
 

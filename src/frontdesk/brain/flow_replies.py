@@ -70,7 +70,7 @@ def heard_slots(offer: Sequence[dict[str, str]], history: Sequence[Message]) -> 
 
 
 def join_labels(labels: Sequence[str], conjunction: str = "or") -> str:
-    """"A", "A or B", "A, B, or C"."""
+    """ "A", "A or B", "A, B, or C"."""
     if len(labels) <= 1:
         return "".join(labels)
     if len(labels) == 2:
@@ -181,8 +181,9 @@ def dated(moment: datetime, profile: AgentProfile) -> str:
     return f"{local.strftime('%A, %B')} {local.day} at {clock}"
 
 
-def nearest_slots(slots: list[dict[str, str]], when: When, profile: AgentProfile
-             ) -> list[dict[str, str]]:
+def nearest_slots(
+    slots: list[dict[str, str]], when: When, profile: AgentProfile
+) -> list[dict[str, str]]:
     """The slot at the caller's time if open, else the two closest to it, in time order."""
     if when.at is None:
         return slots
@@ -196,5 +197,3 @@ def nearest_slots(slots: list[dict[str, str]], when: When, profile: AgentProfile
     if exact:
         return exact[:1]
     return sorted(sorted(slots, key=distance)[:2], key=lambda s: s["start"])
-
-

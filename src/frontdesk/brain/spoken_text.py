@@ -9,17 +9,49 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
 _CONTRACTIONS = {
-    "can't": "can not", "cant": "can not", "won't": "will not", "don't": "do not",
-    "dont": "do not", "doesnt": "does not", "didnt": "did not", "isnt": "is not",
-    "arent": "are not", "havent": "have not", "hasnt": "has not", "wouldnt": "would not",
-    "couldnt": "could not", "shouldnt": "should not", "im": "i am", "ive": "i have",
-    "thats": "that is", "whats": "what is", "its": "it is", "let's": "let us",
-    "y'all": "you all", "gonna": "going to", "wanna": "want to", "gotta": "got to",
+    "can't": "can not",
+    "cant": "can not",
+    "won't": "will not",
+    "don't": "do not",
+    "dont": "do not",
+    "doesnt": "does not",
+    "didnt": "did not",
+    "isnt": "is not",
+    "arent": "are not",
+    "havent": "have not",
+    "hasnt": "has not",
+    "wouldnt": "would not",
+    "couldnt": "could not",
+    "shouldnt": "should not",
+    "im": "i am",
+    "ive": "i have",
+    "thats": "that is",
+    "whats": "what is",
+    "its": "it is",
+    "let's": "let us",
+    "y'all": "you all",
+    "gonna": "going to",
+    "wanna": "want to",
+    "gotta": "got to",
 }
-_IS_CONTRACTED = ("it", "that", "what", "there", "here", "name", "he", "she", "who", "where",
-                  "how", "when", "this")
+_IS_CONTRACTED = (
+    "it",
+    "that",
+    "what",
+    "there",
+    "here",
+    "name",
+    "he",
+    "she",
+    "who",
+    "where",
+    "how",
+    "when",
+    "this",
+)
 _MERIDIEM = re.compile(r"(?<=\d)\s*([ap])\.?\s?m\b\.?|\b([ap])\.\s?m\.")
 _WORD = re.compile(r"[a-z0-9]+(?::[0-9]{2})?|@")
+
 
 def word_set(text: str) -> frozenset[str]:
     """The words of a whitespace-separated word list."""
@@ -45,7 +77,7 @@ def normalize(text: str) -> str:
     lowered = _MERIDIEM.sub(lambda m: f" {(m.group(1) or m.group(2))}m ", lowered)
     words = []
     for raw in re.split(r"\s+", lowered):
-        word = raw.strip(".,!?;\"()[]{}")
+        word = raw.strip('.,!?;"()[]{}')
         if word in _CONTRACTIONS:
             words.append(_CONTRACTIONS[word])
         elif word.endswith("n't"):
@@ -74,8 +106,15 @@ def words(text: str) -> list[str]:
 def stem(word: str) -> str:
     """A crude English stem: enough to match "hours"/"hour", "parking"/"park",
     "located"/"location"."""
-    for suffix, keep in (("ies", "y"), ("ation", ""), ("ion", ""), ("ing", ""), ("ed", ""),
-                         ("es", ""), ("s", "")):
+    for suffix, keep in (
+        ("ies", "y"),
+        ("ation", ""),
+        ("ion", ""),
+        ("ing", ""),
+        ("ed", ""),
+        ("es", ""),
+        ("s", ""),
+    ):
         if word.endswith(suffix) and len(word) - len(suffix) >= 3 and not word.endswith("ss"):
             return word[: -len(suffix)] + keep
     return word

@@ -18,26 +18,73 @@ from frontdesk.brain.spoken_text import has_phrase, normalize
 PartOfDay = Literal["morning", "afternoon", "evening"]
 
 WEEKDAYS = {
-    "monday": 0, "mon": 0, "tuesday": 1, "tues": 1, "tue": 1, "wednesday": 2, "wed": 2,
-    "weds": 2, "thursday": 3, "thurs": 3, "thur": 3, "thu": 3, "friday": 4, "fri": 4,
-    "saturday": 5, "sat": 5, "sunday": 6, "sun": 6,
+    "monday": 0,
+    "mon": 0,
+    "tuesday": 1,
+    "tues": 1,
+    "tue": 1,
+    "wednesday": 2,
+    "wed": 2,
+    "weds": 2,
+    "thursday": 3,
+    "thurs": 3,
+    "thur": 3,
+    "thu": 3,
+    "friday": 4,
+    "fri": 4,
+    "saturday": 5,
+    "sat": 5,
+    "sunday": 6,
+    "sun": 6,
 }
 MONTHS = {
-    "january": 1, "jan": 1, "february": 2, "feb": 2, "march": 3, "april": 4, "apr": 4, "may": 5,
-    "june": 6, "jun": 6, "july": 7, "jul": 7, "august": 8, "aug": 8, "september": 9,
-    "sept": 9, "sep": 9, "october": 10, "oct": 10, "november": 11, "nov": 11, "december": 12,
+    "january": 1,
+    "jan": 1,
+    "february": 2,
+    "feb": 2,
+    "march": 3,
+    "april": 4,
+    "apr": 4,
+    "may": 5,
+    "june": 6,
+    "jun": 6,
+    "july": 7,
+    "jul": 7,
+    "august": 8,
+    "aug": 8,
+    "september": 9,
+    "sept": 9,
+    "sep": 9,
+    "october": 10,
+    "oct": 10,
+    "november": 11,
+    "nov": 11,
+    "december": 12,
     "dec": 12,
 }
 _PARTS: dict[PartOfDay, tuple[str, ...]] = {
     "morning": ("morning", "mornings", "before lunch", "first thing", "early in the day"),
-    "afternoon": ("afternoon", "afternoons", "after lunch", "lunchtime", "lunch time",
-                  "midday"),
+    "afternoon": ("afternoon", "afternoons", "after lunch", "lunchtime", "lunch time", "midday"),
     "evening": ("evening", "evenings", "tonight", "after work", "late in the day"),
 }
-_SOONEST = ("soonest", "earliest", "as soon as possible", "asap", "first available",
-            "next available", "whenever", "any time", "anytime", "any day", "does not matter",
-            "whatever works", "whatever is available", "first opening", "next opening",
-            "right away")
+_SOONEST = (
+    "soonest",
+    "earliest",
+    "as soon as possible",
+    "asap",
+    "first available",
+    "next available",
+    "whenever",
+    "any time",
+    "anytime",
+    "any day",
+    "does not matter",
+    "whatever works",
+    "whatever is available",
+    "first opening",
+    "next opening",
+    "right away",
+)
 _WEEKDAY_RE = "|".join(sorted(WEEKDAYS, key=len, reverse=True))
 _MONTH_RE = "|".join(sorted(MONTHS, key=len, reverse=True))
 
@@ -116,8 +163,10 @@ def _parse_clock(spoken: str, part: PartOfDay | None, *, bare_numbers: bool) -> 
         (r"\b(\d{1,2}) (00|05|10|15|20|25|30|35|40|45|50|55)\b(?! ?(?:st|nd|rd|th)\b)", "pair"),
         (r"\b(\d{1,2}) ?oclock\b", "oclock"),
         (r"\b(\d{1,2}) in the (?:morning|afternoon|evening)\b", "lead"),
-        (r"\b(?:at|around|about|by|after|before|say|for) (\d{1,2})\b(?!(?:st|nd|rd|th| \d))",
-         "lead"),
+        (
+            r"\b(?:at|around|about|by|after|before|say|for) (\d{1,2})\b(?!(?:st|nd|rd|th| \d))",
+            "lead",
+        ),
     ]
     if bare_numbers:
         patterns.append((r"(?<![\d:])\b(\d{1,2})\b(?!(?:st|nd|rd|th|:))", "bare"))
@@ -145,8 +194,9 @@ def _parse_clock(spoken: str, part: PartOfDay | None, *, bare_numbers: bool) -> 
     return None
 
 
-def _resolve_hour(hour: int, minute: int, meridiem: str | None, part: PartOfDay | None
-                  ) -> time | None:
+def _resolve_hour(
+    hour: int, minute: int, meridiem: str | None, part: PartOfDay | None
+) -> time | None:
     if minute > 59 or hour > 23 or (meridiem and not 1 <= hour <= 12) or hour < 0:
         return None
     if meridiem == "am":
@@ -171,9 +221,13 @@ def _numeric_date(text: str, now: datetime) -> tuple[date | None, str]:
     if not match:
         return None, text
     parsed = dateparser.parse(
-        match.group(), languages=["en"],
-        settings={"DATE_ORDER": "MDY", "PREFER_DATES_FROM": "future",
-                  "RELATIVE_BASE": now.replace(tzinfo=None)},
+        match.group(),
+        languages=["en"],
+        settings={
+            "DATE_ORDER": "MDY",
+            "PREFER_DATES_FROM": "future",
+            "RELATIVE_BASE": now.replace(tzinfo=None),
+        },
     )
     rest = text[: match.start()] + " " + text[match.end() :]
     return (parsed.date() if parsed is not None else None), rest
@@ -253,13 +307,30 @@ def _next_day_of_month(day: int, today: date) -> date | None:
     return None
 
 
-_FIRST = ("first", "1st", "earlier one", "the earlier", "earliest", "sooner one", "the sooner",
-          "soonest", "former")
+_FIRST = (
+    "first",
+    "1st",
+    "earlier one",
+    "the earlier",
+    "earliest",
+    "sooner one",
+    "the sooner",
+    "soonest",
+    "former",
+)
 _SECOND = ("second", "2nd", "middle")
 _THIRD = ("third", "3rd")
 _LAST = ("last", "latter", "later one", "the later", "latest", "final")
-_ANY = ("either", "any of them", "any of those", "whichever", "does not matter",
-        "either one", "any one", "whatever")
+_ANY = (
+    "either",
+    "any of them",
+    "any of those",
+    "whichever",
+    "does not matter",
+    "either one",
+    "any one",
+    "whatever",
+)
 
 
 def choose_slot(text: str, slots: Sequence[datetime], now: datetime) -> int | None:
@@ -320,10 +391,37 @@ def choose_slot(text: str, slots: Sequence[datetime], now: datetime) -> int | No
 
 
 _ONE_LEADS = "|".join(
-    ("first", "second", "third", "last", "later", "earlier", "sooner", "latter", "former",
-     "middle", "the", "that", "this", "either", "any", "other", "morning", "afternoon",
-     "evening", "friday", "monday", "tuesday", "wednesday", "thursday", "saturday", "sunday",
-     "pm", "am", "oclock")
+    (
+        "first",
+        "second",
+        "third",
+        "last",
+        "later",
+        "earlier",
+        "sooner",
+        "latter",
+        "former",
+        "middle",
+        "the",
+        "that",
+        "this",
+        "either",
+        "any",
+        "other",
+        "morning",
+        "afternoon",
+        "evening",
+        "friday",
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "saturday",
+        "sunday",
+        "pm",
+        "am",
+        "oclock",
+    )
 )
 
 

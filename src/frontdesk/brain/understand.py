@@ -26,25 +26,99 @@ from frontdesk.brain.spoken_text import (
 from frontdesk.brain.spoken_time import When, choose_slot, parse_time, parse_when
 
 __all__ = [
-    "Intent", "When", "choose_slot", "detect_intent", "extract_email", "extract_name",
-    "extract_phone", "is_question", "match_choice", "match_faq", "match_service",
-    "parse_time", "parse_when", "sounds_complete", "yes_no",
+    "Intent",
+    "When",
+    "choose_slot",
+    "detect_intent",
+    "extract_email",
+    "extract_name",
+    "extract_phone",
+    "is_question",
+    "match_choice",
+    "match_faq",
+    "match_service",
+    "parse_time",
+    "parse_when",
+    "sounds_complete",
+    "yes_no",
 ]
 
 Intent = Literal[
     "human", "not_interested", "cancel", "reschedule", "book", "goodbye", "repeat", "question"
 ]
 
-_YES = ("yes", "yeah", "yep", "yup", "yea", "ya", "sure", "of course", "correct", "right",
-        "absolutely", "definitely", "ok", "okay", "alright", "all right", "sounds good",
-        "that works", "works for me", "that would work", "perfect", "great", "please",
-        "uh huh", "mhm", "mm hmm", "i do", "i am", "i have", "i would", "i will", "go ahead",
-        "fine", "certainly", "affirmative", "that is it", "exactly", "no problem",
-        "no worries", "why not", "works", "good", "i would love", "let us do it")
-_NO = ("no", "nope", "nah", "not really", "no thanks", "no thank you", "i do not",
-       "i am not", "i have not", "i would not", "i will not", "negative", "not at all",
-       "that is wrong", "incorrect", "does not work", "will not work", "that will not work",
-       "neither", "none", "not that", "i can not", "can not make", "never")
+_YES = (
+    "yes",
+    "yeah",
+    "yep",
+    "yup",
+    "yea",
+    "ya",
+    "sure",
+    "of course",
+    "correct",
+    "right",
+    "absolutely",
+    "definitely",
+    "ok",
+    "okay",
+    "alright",
+    "all right",
+    "sounds good",
+    "that works",
+    "works for me",
+    "that would work",
+    "perfect",
+    "great",
+    "please",
+    "uh huh",
+    "mhm",
+    "mm hmm",
+    "i do",
+    "i am",
+    "i have",
+    "i would",
+    "i will",
+    "go ahead",
+    "fine",
+    "certainly",
+    "affirmative",
+    "that is it",
+    "exactly",
+    "no problem",
+    "no worries",
+    "why not",
+    "works",
+    "good",
+    "i would love",
+    "let us do it",
+)
+_NO = (
+    "no",
+    "nope",
+    "nah",
+    "not really",
+    "no thanks",
+    "no thank you",
+    "i do not",
+    "i am not",
+    "i have not",
+    "i would not",
+    "i will not",
+    "negative",
+    "not at all",
+    "that is wrong",
+    "incorrect",
+    "does not work",
+    "will not work",
+    "that will not work",
+    "neither",
+    "none",
+    "not that",
+    "i can not",
+    "can not make",
+    "never",
+)
 _UNSURE = ("not sure", "do not know", "maybe", "no idea", "unsure", "not certain")
 
 
@@ -78,15 +152,24 @@ _HUMAN = (
     r"(person|human|someone|somebody|receptionist|representative|agent|operator|staff|"
     r"manager|doctor|dentist|hygienist|people|front desk|office)",
     r"\b(real|live|actual) (person|human|people)\b",
-    r"\bhuman being\b", r"\boperator\b", r"\brepresentative\b",
-    r"\b(transfer|connect|put) me\b", r"\b(get|give) me (a |to a )?(person|human|someone)\b",
+    r"\bhuman being\b",
+    r"\boperator\b",
+    r"\brepresentative\b",
+    r"\b(transfer|connect|put) me\b",
+    r"\b(get|give) me (a |to a )?(person|human|someone)\b",
     r"\b(is there|can i get) (a person|someone|somebody|anyone)\b",
 )
 _NOT_INTERESTED = (
-    r"\bnot interested\b", r"\bno longer interested\b", r"\bchanged my mind\b",
-    r"\bstop calling\b", r"\bdo not call\b", r"\bremove me\b", r"\btake me off\b",
+    r"\bnot interested\b",
+    r"\bno longer interested\b",
+    r"\bchanged my mind\b",
+    r"\bstop calling\b",
+    r"\bdo not call\b",
+    r"\bremove me\b",
+    r"\btake me off\b",
     r"\bdo not (want|need) (an|the|any|to book|to schedule|to make)\b",
-    r"\bnot (looking|going) to book\b", r"\bno need\b",
+    r"\bnot (looking|going) to book\b",
+    r"\bno need\b",
 )
 _CANCEL = (r"\bcancel", r"\bcall off\b")
 _RESCHEDULE = (
@@ -95,20 +178,42 @@ _RESCHEDULE = (
     r"\bdifferent time for my\b",
 )
 _BOOK = (
-    r"\bbook", r"\bappointment", r"\bschedul", r"\bcome in\b", r"\bcome by\b", r"\bget in\b",
-    r"\bmake an? (appointment|booking)", r"\bset up\b", r"\bavailab", r"\bopenings?\b",
-    r"\bslots?\b", r"\bsee (the|a) (dentist|doctor|hygienist)\b", r"\bget (my|a) (teeth|tooth)\b",
+    r"\bbook",
+    r"\bappointment",
+    r"\bschedul",
+    r"\bcome in\b",
+    r"\bcome by\b",
+    r"\bget in\b",
+    r"\bmake an? (appointment|booking)",
+    r"\bset up\b",
+    r"\bavailab",
+    r"\bopenings?\b",
+    r"\bslots?\b",
+    r"\bsee (the|a) (dentist|doctor|hygienist)\b",
+    r"\bget (my|a) (teeth|tooth)\b",
 )
 _GOODBYE = (
-    r"\b(bye|goodbye|bye bye)\b", r"\bthat is (all|it|everything)\b", r"\bthat will be all\b",
-    r"\bnothing else\b", r"\bi am (all )?(good|set|all set|done)\b", r"\bhave a (good|great|nice)",
-    r"\bthat is all i needed\b", r"\bno that is it\b", r"\bthanks? (you )?(so much )?bye\b",
+    r"\b(bye|goodbye|bye bye)\b",
+    r"\bthat is (all|it|everything)\b",
+    r"\bthat will be all\b",
+    r"\bnothing else\b",
+    r"\bi am (all )?(good|set|all set|done)\b",
+    r"\bhave a (good|great|nice)",
+    r"\bthat is all i needed\b",
+    r"\bno that is it\b",
+    r"\bthanks? (you )?(so much )?bye\b",
 )
 _REPEAT = (
-    r"\b(repeat|say) (that|it|this)( again)?\b", r"\bsay again\b", r"\bcome again\b",
-    r"\bpardon\b", r"\bwhat was that\b", r"\bwhat do you mean\b", r"\bwhat was the question\b",
+    r"\b(repeat|say) (that|it|this)( again)?\b",
+    r"\bsay again\b",
+    r"\bcome again\b",
+    r"\bpardon\b",
+    r"\bwhat was that\b",
+    r"\bwhat do you mean\b",
+    r"\bwhat was the question\b",
     r"\bi did not (catch|hear|get) that\b",
-    r"^(sorry |um |uh )?what$", r"^sorry$",
+    r"^(sorry |um |uh )?what$",
+    r"^sorry$",
 )
 _QUESTION_START = re.compile(
     r"^(so |and |um |uh |also |oh |hi |hey |okay |ok |wait |sorry |actually |quick question )*"
@@ -125,8 +230,12 @@ def detect_intent(text: str) -> Intent | None:
     if not spoken:
         return None
     table: tuple[tuple[Intent, tuple[str, ...]], ...] = (
-        ("human", _HUMAN), ("not_interested", _NOT_INTERESTED), ("cancel", _CANCEL),
-        ("reschedule", _RESCHEDULE), ("book", _BOOK), ("goodbye", _GOODBYE),
+        ("human", _HUMAN),
+        ("not_interested", _NOT_INTERESTED),
+        ("cancel", _CANCEL),
+        ("reschedule", _RESCHEDULE),
+        ("book", _BOOK),
+        ("goodbye", _GOODBYE),
         ("repeat", _REPEAT),
     )
     for intent, patterns in table:
@@ -172,8 +281,7 @@ def extract_name(text: str, *, bare: bool = False) -> str | None:
         if name:
             return name
     if bare:
-        stripped = re.sub(r"^((yes|yeah|sure|okay|ok|um|uh|so|it is|its|sure it is) )+", "",
-                          spoken)
+        stripped = re.sub(r"^((yes|yeah|sure|okay|ok|um|uh|so|it is|its|sure it is) )+", "", spoken)
         tokens = stripped.split()
         if 1 <= len(tokens) <= 3:
             name = _name_words(tokens)
@@ -206,8 +314,11 @@ def match_faq(
     so it matches nothing rather than getting the nearest answer.
     """
     ignored = {stem(w) for phrase in ignore for w in normalize(phrase).split()}
-    topic = [s for w, s in zip(normalize(text).split(), stems(text), strict=True)
-             if w not in STOPWORDS and s not in ignored]
+    topic = [
+        s
+        for w, s in zip(normalize(text).split(), stems(text), strict=True)
+        if w not in STOPWORDS and s not in ignored
+    ]
     if not topic:
         return None
     best: tuple[float, int, FaqEntry] | None = None
@@ -241,8 +352,9 @@ def match_choice(
     ("no", "new") do not count: for answers given before the question was asked."""
     best: tuple[int, int, Choice] | None = None
     for choice in choices:
-        phrases = [p for p in (choice.value, *choice.synonyms)
-                   if not multiword_only or len(p.split()) > 1]
+        phrases = [
+            p for p in (choice.value, *choice.synonyms) if not multiword_only or len(p.split()) > 1
+        ]
         found = find_phrase(text, phrases, gap=2)
         if found:
             key = (found[0], -len(found[1].split()))
@@ -259,8 +371,10 @@ _TRAILING_INCOMPLETE = word_set(
 # "can i come in", "hold on" end on a particle of the verb, not a dangling preposition
 _PARTICLE_VERBS = word_set("come check drop stop pop fit squeeze get log sign fill walk go")
 _IS_SUBJECTS = word_set("it that this there he she")
-_HOLDING = (r"\b(actually|wait|hold on|hang on|one (second|sec|moment)|let me (think|see|check)|"
-            r"give me a (second|sec|moment)|i mean)$")
+_HOLDING = (
+    r"\b(actually|wait|hold on|hang on|one (second|sec|moment)|let me (think|see|check)|"
+    r"give me a (second|sec|moment)|i mean)$"
+)
 
 
 def sounds_complete(text: str, expecting: str | None = None) -> bool:

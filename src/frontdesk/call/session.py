@@ -445,6 +445,10 @@ class Call:
             await reply.playback.wait_played()
 
     async def _play(self, reply: _Reply, frames: AsyncIterator[Any]) -> None:
+        async with contextlib.aclosing(frames):  # stop the voice now, not at finalization
+            await self._add_frames(reply, frames)
+
+    async def _add_frames(self, reply: _Reply, frames: AsyncIterator[Any]) -> None:
         async for spoken in frames:
             timings = reply.timings
             if timings is not None and timings.tts_first_audio is None:

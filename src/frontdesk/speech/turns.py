@@ -12,98 +12,12 @@ whether the audio arrives from a socket in real time or from a file.
 
 from __future__ import annotations
 
-import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
-_TRAILING_INCOMPLETE = {
-    "and",
-    "or",
-    "but",
-    "so",
-    "because",
-    "for",
-    "on",
-    "at",
-    "in",
-    "to",
-    "with",
-    "of",
-    "the",
-    "a",
-    "an",
-    "my",
-    "your",
-    "is",
-    "was",
-    "um",
-    "uh",
-    "er",
-    "erm",
-    "hmm",
-    "like",
-    "about",
-    "around",
-    "maybe",
-    "then",
-    "if",
-    "that",
-    "which",
-    "when",
-    "from",
-    "by",
-    "it's",
-    "i'm",
-    "i'd",
-    "i",
-    "we",
-    "it",
-    "this",
-    "next",
-    "be",
-    "would",
-    "could",
-    "um,",
-}
-_DIGIT_WORDS = {
-    "zero": "0",
-    "oh": "0",
-    "o": "0",
-    "one": "1",
-    "two": "2",
-    "three": "3",
-    "four": "4",
-    "five": "5",
-    "six": "6",
-    "seven": "7",
-    "eight": "8",
-    "nine": "9",
-}
-_NUMBER_CUE = re.compile(r"\b(number|phone|cell|digits?|call me (?:at|on))\b")
-_WORD = re.compile(r"[a-z0-9']+")
-
-
-def count_digits(text: str) -> int:
-    """Digits in ``text``, spoken ("five five five") or written ("555")."""
-    words = _WORD.findall(text.lower())
-    return sum(
-        len(re.sub(r"\D", "", w)) if any(c.isdigit() for c in w) else int(w in _DIGIT_WORDS)
-        for w in words
-    )
-
-
-def sounds_complete(text: str, expecting: str = "open") -> bool:
-    """Whether ``text`` reads like a finished turn, given what the agent asked for."""
-    lowered = text.lower().strip()
-    words = _WORD.findall(lowered)
-    if not words:
-        return False
-    if lowered.endswith(("...", "…", ",", "-")):
-        return False
-    if words[-1] in _TRAILING_INCOMPLETE:
-        return False
-    digits = count_digits(lowered)
-    wants_number = expecting in ("phone", "digits") or _NUMBER_CUE.search(lowered)
-    return not (wants_number and 0 < digits < 10 and expecting != "digits")
+CompletenessJudge = Callable[[str, str], bool]
+"""``judge(text, expecting)``: whether the words read like a finished turn. Understanding
+language is the brain's job, so the agent passes the brain's judge in."""
 
 
 @dataclass(slots=True)
@@ -125,7 +39,8 @@ class EndpointConfig:
 class Endpointer:
     """Decides, pause by pause, when the caller's turn is over."""
 
-    def __init__(self, config: EndpointConfig | None = None) -> None:
+    def __init__(self, judge: CompletenessJudge, config: EndpointConfig | None = None) -> None:
+        self.judge = judge
         self.config = config or EndpointConfig()
         self.expecting = "open"
         self._pause_start: float | None = None
@@ -160,7 +75,7 @@ class Endpointer:
         if self._text is None:
             return None
         cfg = self.config
-        if not sounds_complete(self._text, self.expecting):
+        if not self.judge(self._text, self.expecting):
             return cfg.number_s if self.expecting in ("phone", "digits") else cfg.incomplete_s
         return cfg.yes_no_s if self.expecting == "yes_no" else cfg.complete_s
 

@@ -32,9 +32,7 @@ class PocketsphinxSTT:
     name = "pocketsphinx"
     sample_rate = SAMPLE_RATE
 
-    def __init__(
-        self, hypothesis_interval_s: float = 0.2, cmn_init: str = PHONE_CMN_INIT
-    ) -> None:
+    def __init__(self, hypothesis_interval_s: float = 0.2, cmn_init: str = PHONE_CMN_INIT) -> None:
         self.hypothesis_interval_s = hypothesis_interval_s
         self._cmn_init = cmn_init
         self._idle: list[Decoder] = []

@@ -43,7 +43,10 @@ class CommandVoice:
             stderr=asyncio.subprocess.PIPE,
         )
         try:
-            out, err = await asyncio.wait_for(proc.communicate(), self._timeout)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+            # (barge-in) that lands just as the process finishes.
+            async with asyncio.timeout(self._timeout):
+                out, err = await proc.communicate()
         except TimeoutError as exc:
             proc.kill()
             await proc.wait()

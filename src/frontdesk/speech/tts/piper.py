@@ -190,6 +190,10 @@ class PiperTTS:
     produces it. A worker that dies or stops answering fails the request in flight with
     :class:`TTSError`; the next request starts a fresh worker. Abandoning a ``synthesize``
     iterator (barge-in) cancels the rest of that request in the worker.
+
+    ``threads``: ONNX intra-op threads. On an idle 2-core machine 2 threads answer a sentence
+    ~40% sooner (76 vs 132 ms), but while other work runs (the brain streaming, other calls)
+    1 thread was as fast or faster (157 vs 226 ms median) and never oversubscribes the cores.
     """
 
     name = "piper"
@@ -197,7 +201,7 @@ class PiperTTS:
     def __init__(
         self,
         model: str | Path | None = None,
-        threads: int = 2,
+        threads: int = 1,
         volume: float = 0.9,
         timeout: float = 10.0,
         start_timeout: float = 60.0,

