@@ -496,5 +496,10 @@ async def test_transfer_and_hang_up_become_actions_for_the_call(db: Database) ->
     assert (await desk.store.call_record(desk.env.call_id))["outcome"] == "escalated"
 
     await desk.run("end_call")
-    await desk.run("end_call")  # said twice: hang up once
     assert desk.env.actions[1:] == [HangUp("completed")]
+
+    # A barge-in discards the reply that asked for the transfer (the Call drops its
+    # actions); when the brain asks again, the intent must be raised again, not replayed.
+    desk.env.actions.clear()
+    await desk.run("transfer_to_human", reason="billing question")
+    assert desk.env.actions == [Transfer("+15550100000", "billing question")]

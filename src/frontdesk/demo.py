@@ -7,6 +7,7 @@ endpointing and barge-in as well as the booking.
 
 from __future__ import annotations
 
+import secrets
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,10 +25,15 @@ DEMO_SCRIPT = [
     CallerLine("I'm a new patient."),
     CallerLine("My name is Maria Lopez."),
     CallerLine("I'd like to come in on <pause 1500> Thursday afternoon."),
-    CallerLine("The second one works for me.", barge_in_ms=2600),
-    CallerLine("No, that's all. Thank you!"),
+    CallerLine("The second one works for me.", barge_in_ms=4200),
+    CallerLine("Nope that is everything thanks."),
 ]
-DEMO_CALLER_NUMBER = "+15555550142"
+
+
+def demo_caller_number() -> str:
+    """A new caller each run, so a rerun on the same database takes the same path (a
+    returning caller would not be asked whether they are a new patient)."""
+    return f"+1555555{secrets.randbelow(10_000):04d}"
 
 
 @dataclass(slots=True)
@@ -56,7 +62,7 @@ async def run_demo(
         directory = Path(recording_dir or tempfile.mkdtemp(prefix="frontdesk-demo-"))
         recording = directory / "demo-call.wav"
         transport = LocalTransport(
-            caller, caller_number=DEMO_CALLER_NUMBER, recording_path=recording
+            caller, caller_number=demo_caller_number(), recording_path=recording
         )
         call = await agent.new_call(transport, metadata={"demo": True})
         call.observer = observer

@@ -104,6 +104,7 @@ class ToolSpec:
     arguments_model: type[BaseModel]
     side_effect: bool
     slow: bool
+    repeatable: bool = False
 
     def parameters(self) -> dict[str, Any]:
         """The JSON schema of the arguments (an object; ``required`` always present)."""
@@ -190,17 +191,21 @@ class ToolRegistry:
         *,
         side_effect: bool = False,
         slow: bool = False,
+        repeatable: bool = False,
         name: str | None = None,
     ) -> Any:
         """Register a function as a tool: ``@registry.tool`` or
         ``@registry.tool(side_effect=True, slow=True)``. The function is returned as is.
 
         ``side_effect`` marks tools that change the world (fenced and idempotent per call);
-        ``slow`` tells the Call to speak a filler while it runs.
+        ``slow`` tells the Call to speak a filler while it runs. ``repeatable`` side-effecting
+        tools run again when repeated instead of replaying their first result: for call-control
+        intents (transfer, hang up), whose effect is harmless to repeat but whose intent must be
+        raised again when a barge-in discarded the reply that raised it first.
         """
 
         def register(fn: F) -> F:
-            spec = self._build(fn, name or fn.__name__, side_effect, slow)
+            spec = self._build(fn, name or fn.__name__, side_effect, slow, repeatable)
             if spec.name in self._tools:
                 raise ValueError(f"a tool named {spec.name!r} is already registered")
             self._tools[spec.name] = spec
@@ -209,7 +214,9 @@ class ToolRegistry:
         return register(function) if function is not None else register
 
     @staticmethod
-    def _build(fn: Callable[..., Any], name: str, side_effect: bool, slow: bool) -> ToolSpec:
+    def _build(
+        fn: Callable[..., Any], name: str, side_effect: bool, slow: bool, repeatable: bool
+    ) -> ToolSpec:
         summary, argument_docs = _docstring_parts(fn)
         if not summary:
             raise ValueError(f"tool {name!r} needs a docstring: it is the model's description")
@@ -232,7 +239,7 @@ class ToolRegistry:
         model = create_model(  # type: ignore[call-overload]
             f"{name}_arguments", __config__=ConfigDict(extra="forbid"), **fields
         )
-        return ToolSpec(name, summary, fn, model, side_effect, slow)
+        return ToolSpec(name, summary, fn, model, side_effect, slow, repeatable)
 
     def get(self, name: str) -> ToolSpec:
         """The tool called ``name``; KeyError lists the known tools."""
@@ -333,12 +340,13 @@ class ToolRunner:
             return await self._reject(call, reply_id, "failed", str(error))
         task: asyncio.Task[ToolResult]
         key = (spec.name, canonical_arguments(arguments))
-        previous = self._effects.get(key) if spec.side_effect else None
+        idempotent = spec.side_effect and not spec.repeatable
+        previous = self._effects.get(key) if idempotent else None
         if previous is not None and _reusable(previous):
             task = asyncio.create_task(self._replay(previous, spec, arguments, reply_id))
         else:
             task = asyncio.create_task(self._execute(spec, arguments, reply_id))
-            if spec.side_effect:
+            if idempotent:
                 self._effects[key] = task
         self._track(task)
         # Shielded: cancelling the caller (a barge-in) does not cancel the tool.

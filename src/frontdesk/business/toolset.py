@@ -349,6 +349,6 @@ def frontdesk_tools() -> ToolRegistry:
     registry.tool(lookup_contact)
     registry.tool(update_contact, side_effect=True)
     registry.tool(log_call_outcome, side_effect=True)
-    registry.tool(transfer_to_human, side_effect=True)
-    registry.tool(end_call, side_effect=True)
+    registry.tool(transfer_to_human, side_effect=True, repeatable=True)
+    registry.tool(end_call, side_effect=True, repeatable=True)
     return registry

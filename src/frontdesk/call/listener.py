@@ -21,6 +21,9 @@ from frontdesk.speech.vad import SpeechEnd, SpeechStart, VoiceActivityDetector
 
 PRE_ROLL_FRAMES = 10
 """200 ms kept before the VAD's speech start: the onset decision lags the real onset."""
+MAX_HELD_FRAMES = 15
+"""At most 300 ms of a mid-utterance pause reaches the recognizer: a long silence inside an
+utterance adds nothing to the words and is what sends Whisper into repetition loops."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +126,7 @@ class Listener:
         if self._in_utterance:
             self._cancel_pause_task()
             self.endpointer.speech_started()
-            for held in self._held:
+            for held in self._held[-MAX_HELD_FRAMES:]:
                 await self.stt.push(held)
             self._held.clear()
             return SpeechOnset(at, resumed=True)

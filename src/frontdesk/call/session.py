@@ -137,7 +137,9 @@ class CallRecorder(Protocol):
         outcome: str,
         summary: str | None = None,
         recording_path: str | None = None,
-    ) -> None: ...
+    ) -> str:
+        """Close the record; returns the final outcome (a stronger one set by a tool stays)."""
+        ...
 
 
 @dataclass(slots=True)
@@ -253,13 +255,19 @@ class Call:
             outcome = "dropped" if self._ended_by_caller else "answered"
         finally:
             self.state = State.ENDED
-            await self._abandon_reply()
-            await self.tools.drain()
-            await self.listener.aclose()
+            # Each step on its own: whatever fails, the record is still finished.
+            for step in (
+                self._abandon_reply,
+                self.tools.drain,
+                self.listener.aclose,
+                lambda: _maybe_close(self.transport),
+            ):
+                try:
+                    await step()
+                except Exception:
+                    log.exception("call %s: clean-up step failed", self.call_id)
             recording = getattr(self.transport, "recording_path", None)
-            with contextlib.suppress(Exception):
-                await _maybe_close(self.transport)
-            await self.recorder.finish_call(
+            outcome = await self.recorder.finish_call(
                 self.call_id, outcome, recording_path=str(recording) if recording else None
             )
         self._emit("ended", outcome=outcome)

@@ -237,16 +237,16 @@ class CallStore:
         outcome: str,
         summary: str | None = None,
         recording_path: str | None = None,
-    ) -> None:
-        """Close the call. Idempotent: ``ended_at`` is set once, and ``outcome`` only
-        replaces a weaker one (see :data:`OUTCOME_RANK`), so "dropped" after "booked"
-        stays "booked"."""
+    ) -> str:
+        """Close the call and return its final outcome. Idempotent: ``ended_at`` is set once,
+        and ``outcome`` only replaces a weaker one (see :data:`OUTCOME_RANK`), so "dropped"
+        after "booked" stays "booked"."""
         check_choice("outcome", outcome, OUTCOMES)
-        await self.db.run(self._finish_call, call_id, outcome, summary, recording_path)
+        return await self.db.run(self._finish_call, call_id, outcome, summary, recording_path)
 
     def _finish_call(
         self, call_id: str, outcome: str, summary: str | None, recording_path: str | None
-    ) -> None:
+    ) -> str:
         with self.db.session() as session:
             call = _get_call(session, call_id)
             if call.ended_at is None:
@@ -256,6 +256,7 @@ class CallStore:
                 call.summary = summary
             if recording_path is not None:
                 call.recording_path = recording_path
+            return call.outcome
 
     async def record_tool_start(
         self, call_id: str, reply_id: str, name: str, arguments: dict[str, Any]

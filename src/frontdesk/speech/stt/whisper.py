@@ -32,6 +32,7 @@ import math
 import re
 import threading
 import time
+import zlib
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -43,6 +44,10 @@ SAMPLE_RATE = 16000
 SILENCE_RMS = 60.0
 """When no 20 ms of the audio is louder than this RMS (int16 units, about -55 dBFS), the audio
 is silence and Whisper is not asked: on silence it invents text ("Thank you.")."""
+
+MAX_TOKENS_PER_SECOND = 6
+MAX_COMPRESSION_RATIO = 2.4
+"""Text that zlib squeezes more than this is a repetition loop (Whisper's own threshold)."""
 
 _WINDOW_SAMPLES = 30 * SAMPLE_RATE
 """Whisper hears 30 s at a time."""
@@ -61,6 +66,12 @@ def loudest_rms(pcm: np.ndarray, window: int = 320) -> float:
         return 0.0
     padded = np.concatenate([pcm, np.zeros(-len(pcm) % window, np.int16)]).astype(np.float64)
     return float(np.sqrt((padded.reshape(-1, window) ** 2).mean(axis=1).max()))
+
+
+def compression_ratio(text: str) -> float:
+    """How much zlib shrinks ``text``: high for text that repeats itself."""
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
 
 
 def normalize_text(text: str) -> str:
@@ -176,11 +187,14 @@ class WhisperSTT:
             ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[np.newaxis])),
             to_cpu=False,
         )
+        # People say at most ~4 tokens a second; a cap well above that stops a decoder
+        # stuck repeating itself early instead of filling the model's whole 448 tokens.
+        max_tokens = int(len(pcm) / SAMPLE_RATE * MAX_TOKENS_PER_SECOND) + 12
         result = self._model.model.generate(
             encoded,
             [self._prompt],
             beam_size=self.beam_size,
-            max_length=self._model.max_length,
+            max_length=min(self._model.max_length, len(self._prompt) + max_tokens),
             return_scores=True,
             return_no_speech_prob=True,
             suppress_blank=True,
@@ -194,7 +208,12 @@ class WhisperSTT:
             and avg_logprob < self._log_prob_threshold
         ):
             return ""
-        return normalize_text(self._tokenizer.decode(tokens))
+        text = normalize_text(self._tokenizer.decode(tokens))
+        if len(tokens) >= max_tokens or compression_ratio(text) > MAX_COMPRESSION_RATIO:
+            # A short window occasionally sends tiny.en into a loop ("afternoon afternoon
+            # ..."); the full window does not, so that one utterance pays for it.
+            return self._decode_full(pcm)
+        return text
 
     def _decode_full(self, pcm: np.ndarray) -> str:
         segments, _info = self._model.transcribe(
