@@ -105,21 +105,30 @@ class Agent:
         self.calendar = SQLCalendar(db, profile.business_hours(), slot_minutes=30, now=options.now)
         self.crm = SQLCRM(db)
         self.registry = frontdesk_tools()
+        self._owns_engines = (True, True)
 
     @classmethod
-    async def open(cls, options: AgentOptions | None = None) -> Agent:
-        """Load the profile, open the database, load the models and warm the voice."""
+    async def open(
+        cls, options: AgentOptions | None = None, *, stt: STT | None = None, tts: TTS | None = None
+    ) -> Agent:
+        """Load the profile, open the database, load the models and warm the voice.
+
+        ``stt``/``tts`` reuse engines already loaded (several agents in one process); the
+        agent then does not close them.
+        """
         options = options or AgentOptions()
         profile = load_profile(options.profile)
         db = Database(options.database_url)
         db.create_all()
-        stt = load_stt(options.stt)
-        tts = load_tts(options.tts)
+        owned = stt is None, tts is None
+        stt = stt or load_stt(options.stt)
+        tts = tts or load_tts(options.tts)
         start = getattr(tts, "start", None)
         if start is not None:
             await start()
         cache = PhraseCache(tts, options.phrase_cache_dir)
         agent = cls(options, profile, db, stt, tts, cache)
+        agent._owns_engines = owned
         await cache.warm(agent.fixed_lines())
         return agent
 
@@ -183,9 +192,11 @@ class Agent:
         )
 
     async def aclose(self) -> None:
-        """Stop the voice engine and release the models and the database."""
-        await self.tts.aclose()
+        """Stop the engines this agent loaded and release the database."""
+        owns_stt, owns_tts = self._owns_engines
+        if owns_tts:
+            await self.tts.aclose()
         close = getattr(self.stt, "aclose", None)
-        if close is not None:
+        if owns_stt and close is not None:
             await close()
         self.db.dispose()

@@ -107,13 +107,13 @@ def demo(
     live = None if as_json else LiveTranscript(console)
     if live is not None:
         console.print("[bold]frontdesk demo[/bold]: loading models and calling the agent...")
-    result = asyncio.run(
+    result, database_url = asyncio.run(
         run_demo(AgentOptions(profile=profile), observer=live, recording_dir=recording_dir)
     )
     if as_json:
         print(json.dumps(result.record, indent=2, default=str))
         return
-    print_call_summary(console, result.record, result.call, result.database_url)
+    print_call_summary(console, result.record, result.call, database_url)
 
 
 def main() -> None:

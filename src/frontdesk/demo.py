@@ -7,18 +7,13 @@ endpointing and barge-in as well as the booking.
 
 from __future__ import annotations
 
-import secrets
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from frontdesk.agent import Agent, AgentOptions
-from frontdesk.call.session import CallResult
-from frontdesk.evals.scripted_caller import CallerLine, ScriptedCaller
-from frontdesk.speech.tts.command import FliteVoice
-from frontdesk.transports.local import LocalTransport
+from frontdesk.evals.local_call import LocalCallResult, run_local_call
+from frontdesk.evals.scripted_caller import CallerLine
 
 DEMO_SCRIPT = [
     CallerLine("Hi, I'd like to book a cleaning, please."),
@@ -30,44 +25,22 @@ DEMO_SCRIPT = [
 ]
 
 
-def demo_caller_number() -> str:
-    """A new caller each run, so a rerun on the same database takes the same path (a
-    returning caller would not be asked whether they are a new patient)."""
-    return f"+1555555{secrets.randbelow(10_000):04d}"
-
-
-@dataclass(slots=True)
-class DemoResult:
-    """A finished demo call: what happened and where it was written."""
-
-    call: CallResult
-    record: dict[str, Any]
-    recording: Path
-    database_url: str
-
-
 async def run_demo(
     options: AgentOptions | None = None,
     observer: Callable[..., None] | None = None,
     recording_dir: str | Path | None = None,
-    script: list[CallerLine] | None = None,
-    caller_voice: str = "slt",
-) -> DemoResult:
-    """Run the demo call end to end and return its record."""
-    options = options or AgentOptions()
+) -> tuple[LocalCallResult, str]:
+    """Run the demo call end to end; returns it and the database URL it was written to."""
     agent = await Agent.open(options)
     try:
-        caller = ScriptedCaller(list(script or DEMO_SCRIPT))
-        await caller.prepare(FliteVoice(caller_voice))
         directory = Path(recording_dir or tempfile.mkdtemp(prefix="frontdesk-demo-"))
-        recording = directory / "demo-call.wav"
-        transport = LocalTransport(
-            caller, caller_number=demo_caller_number(), recording_path=recording
+        result = await run_local_call(
+            agent,
+            DEMO_SCRIPT,
+            directory / "demo-call.wav",
+            observer=observer,
+            metadata={"demo": True},
         )
-        call = await agent.new_call(transport, metadata={"demo": True})
-        call.observer = observer
-        result = await call.run()
-        record = await agent.store.call_record(result.call_id)
-        return DemoResult(result, record, recording, agent.db.url)
+        return result, agent.db.url
     finally:
         await agent.aclose()

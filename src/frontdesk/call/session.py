@@ -38,43 +38,19 @@ from frontdesk.transports.base import AudioIn, CallEnded, DtmfIn, MarkPlayed, Tr
 
 log = logging.getLogger(__name__)
 
-BACKCHANNELS = {
-    "mm",
-    "mmm",
-    "hmm",
-    "mhm",
-    "mm-hmm",
-    "mmhmm",
-    "uh-huh",
-    "uh",
-    "huh",
-    "yeah",
-    "yes",
-    "yep",
-    "yup",
-    "okay",
-    "ok",
-    "right",
-    "sure",
-    "alright",
-    "cool",
-    "i",
-    "see",
-    "got",
-    "it",
-    "ah",
-    "oh",
-    "aha",
-    "uhhuh",
-}
+BACKCHANNEL = re.compile(
+    r"^(?:h*m+h*|m+-?h+m+|uh+-?huh+|a+h+|o+h+|u+h+|yeah|yes|yep|yup|okay|ok|right|sure|"
+    r"alright|cool|got|it|i|see|great|nice|wow)$"
+)
+"""One word of an acknowledgement: "mm", "mmmm", "mm-hmm", "uh-huh", "yeah", "okay"..."""
 _WORDS = re.compile(r"[a-z'-]+")
 
 
 def is_backchannel(text: str) -> bool:
     """A short acknowledgement ("mm-hmm", "yeah", "okay, right"), or no words at all (a
     cough, a noise): something that should not stop the agent."""
-    words = _WORDS.findall(text.lower())
-    return len(words) <= 3 and all(w.strip("-") in BACKCHANNELS for w in words)
+    words = [w.strip("-'") for w in _WORDS.findall(text.lower())]
+    return len(words) <= 3 and all(BACKCHANNEL.match(w) for w in words if w)
 
 
 class State(Enum):
