@@ -22,15 +22,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 
-from _stats import summary  # noqa: E402
-from speech_corpus import BOOKING_SENTENCES, caller_audio, phone_line, to_frames  # noqa: E402
-
-from frontdesk.speech.stt.whisper import WhisperSTT  # noqa: E402
-from frontdesk.speech.tts import Voice  # noqa: E402
-from frontdesk.speech.tts.piper import PiperTTS  # noqa: E402
-from frontdesk.speech.vad import SpeechEnd, VoiceActivityDetector  # noqa: E402
+from _stats import summary
+from frontdesk.speech.stt.whisper import WhisperSTT
+from frontdesk.speech.tts import Voice
+from frontdesk.speech.tts.piper import PiperTTS
+from frontdesk.speech.vad import SpeechEnd, VoiceActivityDetector
+from speech_corpus import BOOKING_SENTENCES, caller_audio, phone_line, to_frames
 
 RUNS = 20
+SAMPLE_RATE = 16000
 ENDPOINT_S = 0.25
 REPLY = "Sure, I can help with that. I have Thursday at two or Friday at ten."
 
@@ -39,7 +39,8 @@ async def utterances() -> list[np.ndarray]:
     """Booking sentences over the phone path (8 kHz mu-law), two caller voices."""
     out = []
     for i, text in enumerate(BOOKING_SENTENCES * 2):
-        out.append(phone_line(await caller_audio(text, ("slt", "rms")[i % 2])))
+        voice = ("slt", "rms")[i // len(BOOKING_SENTENCES) % 2]
+        out.append(phone_line(await caller_audio(text, voice)))
     return out[:RUNS]
 
 
@@ -55,21 +56,27 @@ def bench_vad(clips: list[np.ndarray]) -> None:
 
 
 async def stt_delay(stt: WhisperSTT, clip: np.ndarray, speculative: bool) -> float:
-    """Seconds from the end of speech to the final transcript, in real time."""
-    frames = to_frames(clip)
+    """Seconds from the end of speech to the final transcript, as the Listener sees it.
+
+    Frames arrive until the VAD reports the final pause (that moment is ``detected``, some
+    100 ms after the speech ended); from there on the clock is real: the turn closes
+    ENDPOINT_S after the end of speech and the final transcript is awaited.
+    """
+    # Trailing silence long enough for the VAD to report the final pause.
+    frames = to_frames(np.concatenate([clip, np.zeros(SAMPLE_RATE // 2, np.int16)]))
     vad = VoiceActivityDetector()
     stream = stt.open()
-    speech_end = None
-    for frame in frames:  # the whole utterance arrives; pushing is instant
+    speech_end = detected = None
+    for frame in frames:
         await stream.push(frame)
-        for event in vad.process(frame):
-            if isinstance(event, SpeechEnd):
-                speech_end = event.timestamp
-    speech_end = speech_end if speech_end is not None else frames[-1].end
-    # Real time from here: the pause is detected ~100 ms after the speech ended (VAD), the
-    # turn closes at ENDPOINT_S.
-    pause_seen = frames[-1].end - speech_end
-    t0 = time.perf_counter() - pause_seen
+        ends = [e for e in vad.process(frame) if isinstance(e, SpeechEnd)]
+        if ends:
+            speech_end, detected = ends[-1].timestamp, frame.end
+            if clip[int(frame.end * SAMPLE_RATE) :].any():
+                continue  # a pause inside the sentence, not its end
+            break
+    assert speech_end is not None and detected is not None, "the VAD never heard the end"
+    t0 = time.perf_counter() - (detected - speech_end)
     if speculative:
         stream.speculate()
     await asyncio.sleep(max(0.0, ENDPOINT_S - (time.perf_counter() - t0)))
@@ -80,13 +87,15 @@ async def stt_delay(stt: WhisperSTT, clip: np.ndarray, speculative: bool) -> flo
 
 
 async def bench_stt(clips: list[np.ndarray]) -> None:
-    stt = WhisperSTT()
-    await stt.transcribe(to_frames(clips[0]))  # warm
-    for speculative in (False, True):
-        delays = [await stt_delay(stt, clip, speculative) for clip in clips]
-        label = "with" if speculative else "without"
-        print(f"STT end of speech -> final, {label:7} speculation (ms): {summary(delays)}")
-    await stt.aclose()
+    for window, label in ((8, "8 s encoder window (default)"), (0, "30 s encoder window")):
+        stt = WhisperSTT(interim_interval_s=0, min_window_s=window)  # as the agent runs it
+        await stt.transcribe(to_frames(clips[0]))  # warm
+        for speculative in (False, True):
+            delays = [await stt_delay(stt, clip, speculative) for clip in clips]
+            mode = "with" if speculative else "without"
+            print(f"STT end of speech -> final, {mode:7} speculation, {label}:")
+            print(f"    (ms) {summary(delays)}")
+        await stt.aclose()
 
 
 async def bench_tts() -> None:

@@ -21,14 +21,13 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _stats import summary  # noqa: E402
-
-from frontdesk.agent import Agent, AgentOptions  # noqa: E402
-from frontdesk.call.timings import TurnTimings  # noqa: E402
-from frontdesk.demo import DEMO_SCRIPT  # noqa: E402
-from frontdesk.evals.local_call import run_local_call  # noqa: E402
-from frontdesk.evals.recording import CallRecording  # noqa: E402
-from frontdesk.evals.scripted_caller import CallerLine  # noqa: E402
+from _stats import summary
+from frontdesk.agent import Agent, AgentOptions
+from frontdesk.call.timings import TurnTimings
+from frontdesk.demo import DEMO_SCRIPT
+from frontdesk.evals.local_call import run_local_call
+from frontdesk.evals.recording import CallRecording
+from frontdesk.evals.scripted_caller import CallerLine
 
 QUESTIONS = [
     CallerLine("Hi there, what are your hours?"),
@@ -69,8 +68,11 @@ async def main(calls: int) -> None:
                 onset = recording.voice_onset("agent", line.voiced_end)
                 if onset is not None:
                     wire.append(onset - line.voiced_end)
-            print(f"call {i + 1}/{calls}: {result.record['outcome']}, "
-                  f"{len(result.call.turn_timings)} turns", flush=True)
+            print(
+                f"call {i + 1}/{calls}: {result.record['outcome']}, "
+                f"{len(result.call.turn_timings)} turns",
+                flush=True,
+            )
     finally:
         await agent.aclose()
     v2v = [t.voice_to_voice for t in timings if t.voice_to_voice is not None]

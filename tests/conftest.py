@@ -14,9 +14,9 @@ import pytest_asyncio
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from frontdesk.agent import Agent, AgentOptions  # noqa: E402
-from frontdesk.speech.stt.whisper import WhisperSTT  # noqa: E402
-from frontdesk.speech.tts.piper import PiperTTS  # noqa: E402
+from frontdesk.agent import Agent, AgentOptions
+from frontdesk.speech.stt.whisper import WhisperSTT
+from frontdesk.speech.tts.piper import PiperTTS
 
 MONDAY_MORNING = datetime(2026, 11, 23, 9, 30, tzinfo=ZoneInfo("America/New_York"))
 """A fixed "now" for calls whose dates must be predictable ("Thursday" = Nov 26)."""
@@ -25,7 +25,7 @@ MONDAY_MORNING = datetime(2026, 11, 23, 9, 30, tzinfo=ZoneInfo("America/New_York
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def engines(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple]:
     """Whisper, a started Piper worker and a phrase-cache directory, shared by all calls."""
-    stt = WhisperSTT()
+    stt = WhisperSTT(interim_interval_s=0)  # as the agent runs it
     tts = PiperTTS()
     await tts.start()
     yield stt, tts, tmp_path_factory.mktemp("phrase-cache")

@@ -258,8 +258,12 @@ async def test_taken_slot_gets_an_apology_and_new_times(database: Database) -> N
     first = offered(desk)[0]
     # Someone else books that time while the caller is deciding.
     await desk.env.calendar.book(
-        datetime.fromisoformat(first["start"]), timedelta(minutes=30),
-        contact_id=None, call_id=None, service=None, idempotency_key=None,
+        datetime.fromisoformat(first["start"]),
+        timedelta(minutes=30),
+        contact_id=None,
+        call_id=None,
+        service=None,
+        idempotency_key=None,
     )
     reply = await desk.say("the first one")
     assert not desk.result("book_appointment").ok

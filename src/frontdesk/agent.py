@@ -121,7 +121,11 @@ class Agent:
         db = Database(options.database_url)
         db.create_all()
         owned = stt is None, tts is None
-        stt = stt or load_stt(options.stt)
+        # The call loop reads final transcripts only: interim decodes would just compete for
+        # the CPU with the speculative decode that the caller is waiting for.
+        stt = stt or load_stt(
+            options.stt, **({"interim_interval_s": 0} if options.stt == "whisper" else {})
+        )
         tts = tts or load_tts(options.tts)
         start = getattr(tts, "start", None)
         if start is not None:

@@ -285,8 +285,9 @@ class WhisperStream:
 
     Background decodes: :meth:`speculate` snapshots everything pushed so far; while an utterance
     grows, :meth:`push` starts an interim decode every ``interim_interval_s`` of new audio (at
-    most one in flight, and none while a speculative decode runs). ``decode_seconds`` is wall
-    time from submitting the decode to its result, queueing for a free decoder included.
+    most one in flight, and none while a speculative decode runs; 0 turns interims off).
+    ``decode_seconds`` is wall time from submitting the decode to its result, queueing for a
+    free decoder included.
     """
 
     def __init__(self, stt: WhisperSTT) -> None:
@@ -313,7 +314,11 @@ class WhisperStream:
         self._chunks.append(frame.pcm)
         self._samples += len(frame.pcm)
         self._audio_end = frame.end
-        if self._samples - self._interim_mark >= self._interim_samples and not self._busy():
+        if (
+            self._interim_samples
+            and self._samples - self._interim_mark >= self._interim_samples
+            and not self._busy()
+        ):
             self._interim_mark = self._samples
             self._interim = self._decode_now()
 
