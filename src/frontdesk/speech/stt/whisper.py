@@ -68,6 +68,30 @@ def loudest_rms(pcm: np.ndarray, window: int = 320) -> float:
     return float(np.sqrt((padded.reshape(-1, window) ** 2).mean(axis=1).max()))
 
 
+_NUMBER_WORD = re.compile(
+    r"^(?:\d+|zero|oh|one|two|three|four|five|six|seven|eight|nine|ten|twenty|thirty|forty|"
+    r"fifty|hundred|thousand)$"
+)
+
+
+def repeats_itself(text: str) -> bool:
+    """Whether ``text`` repeats a run of words back to back ("do you take X do you take X",
+    "sure sure sure"): Whisper's looping, which compression ratio misses in short texts.
+    Runs of number words ("five five five") are how people read out numbers, not loops."""
+    words = re.findall(r"[a-z0-9']+", text.lower())
+    for size in range(1, len(words) // 2 + 1):
+        for start in range(len(words) - 2 * size + 1):
+            run = words[start : start + size]
+            if all(_NUMBER_WORD.match(w) for w in run):
+                continue
+            times = 1
+            while words[start + times * size : start + (times + 1) * size] == run:
+                times += 1
+            if times >= (3 if size == 1 else 2):
+                return True
+    return False
+
+
 def compression_ratio(text: str) -> float:
     """How much zlib shrinks ``text``: high for text that repeats itself."""
     data = text.encode("utf-8")
@@ -209,9 +233,14 @@ class WhisperSTT:
         ):
             return ""
         text = normalize_text(self._tokenizer.decode(tokens))
-        if len(tokens) >= max_tokens or compression_ratio(text) > MAX_COMPRESSION_RATIO:
+        if (
+            len(tokens) >= max_tokens
+            or compression_ratio(text) > MAX_COMPRESSION_RATIO
+            or repeats_itself(text)
+        ):
             # A short window occasionally sends tiny.en into a loop ("afternoon afternoon
-            # ..."); the full window does not, so that one utterance pays for it.
+            # ...", "Sure. Sure. Sure.", a question said twice); the full window does not
+            # (2-4% of short utterances here), so that one utterance pays for it.
             return self._decode_full(pcm)
         return text
 
