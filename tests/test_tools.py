@@ -323,7 +323,7 @@ async def test_bad_calls_are_recorded_as_failed(store_and_call: tuple[CallStore,
 
 
 CONTRACT = {
-    "check_availability": ({"day", "part_of_day", "limit"}, set(), False, True),
+    "check_availability": ({"day", "part_of_day", "limit", "service"}, set(), False, True),
     "book_appointment": ({"start", "name", "phone", "service"}, {"start", "name"}, True, True),
     "lookup_contact": ({"phone"}, set(), False, False),
     "update_contact": ({"name", "email", "notes"}, set(), True, False),
@@ -371,6 +371,7 @@ class FrontDesk:
             caller_number=caller,
             hours=HOURS,
             appointment_minutes=30,
+            service_minutes={"Cleaning": 60},
             handoff_number="+15550100000",
             now=lambda: NOW,
         )
@@ -503,3 +504,22 @@ async def test_transfer_and_hang_up_become_actions_for_the_call(db: Database) ->
     desk.env.actions.clear()
     await desk.run("transfer_to_human", reason="billing question")
     assert desk.env.actions == [Transfer("+15550100000", "billing question")]
+
+
+async def test_a_service_books_as_long_as_it_takes(db: Database) -> None:
+    desk = await FrontDesk.start(db)
+    cleaning = await desk.run(
+        "book_appointment", start="2026-03-03T10:00:00-05:00", name="Ana Ruiz", service="cleaning"
+    )
+    assert cleaning.ok, cleaning.error
+    [booking] = await desk.calendar.bookings(call_id=desk.env.call_id)
+    assert booking.end - booking.start == timedelta(minutes=60)
+    # 10:30 is inside the cleaning: no 30-minute visit there, and no cleaning at 9:30 either.
+    other = await FrontDesk.start(db, caller="+15550109999")
+    taken = await other.run("book_appointment", start="2026-03-03T10:30:00-05:00", name="Bo Li")
+    assert not taken.ok
+    open_times = await other.run(
+        "check_availability", day="2026-03-03", part_of_day="morning", limit=10, service="Cleaning"
+    )
+    starts = {slot["start"][11:16] for slot in open_times.data["slots"]}
+    assert starts and not starts & {"09:30", "10:00", "10:30"}, starts

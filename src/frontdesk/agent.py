@@ -25,6 +25,7 @@ from frontdesk.call.listener import Listener
 from frontdesk.call.session import Call, CallConfig
 from frontdesk.speech.stt import STT, load_stt
 from frontdesk.speech.tts import TTS, PhraseCache, Voice, load_tts
+from frontdesk.speech.tts.voice import spoken_chunks
 from frontdesk.speech.turns import EndpointConfig, Endpointer
 from frontdesk.speech.vad import VoiceActivityDetector
 from frontdesk.store.db import Database
@@ -145,16 +146,20 @@ class Agent:
         return config
 
     def fixed_lines(self) -> list[str]:
-        """Lines every call may say verbatim: synthesized once, played from the cache."""
+        """Every chunk a call is likely to say verbatim (the brain's stock lines and the
+        Call's own), as the Voice will cut them: synthesized once, played from the cache."""
         config = self.call_config()
-        lines = self.profile.lines
-        return [
-            self.profile.render(self.profile.greeting),
-            *lines.fillers,
+        lines = [
+            *self.new_brain().stock_lines(),
             config.still_there_line,
             config.goodbye_line,
             config.error_line,
         ]
+        return sorted({chunk for line in lines for chunk in spoken_chunks(line)} | set(lines))
+
+    def new_brain(self) -> FlowBrain:
+        """A brain for one call."""
+        return FlowBrain(self.profile, now=self.options.now)
 
     async def new_call(
         self,
@@ -175,6 +180,7 @@ class Agent:
             caller_number=transport.caller_number,
             hours=self.profile.business_hours(),
             appointment_minutes=30,
+            service_minutes={s.name: s.duration_minutes for s in self.profile.services},
             handoff_number=self.profile.handoff_number,
             **({"now": self.options.now} if self.options.now else {}),
         )
@@ -187,7 +193,7 @@ class Agent:
         return Call(
             transport=transport,
             listener=listener,
-            brain=FlowBrain(self.profile, now=self.options.now),
+            brain=self.new_brain(),
             voice=Voice(self.tts, transport.output_rate, self.cache),
             tools=FrontDeskTools(self.registry, runner, env),
             recorder=self.store,

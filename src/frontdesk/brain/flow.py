@@ -87,6 +87,27 @@ class FlowBrain:
         """The first line of the call, from the profile."""
         return self.profile.render(self.profile.greeting)
 
+    def stock_lines(self) -> list[str]:
+        """Lines this brain says word for word in many calls (greeting, questions, FAQ
+        answers, acknowledgements): worth synthesizing once, ahead of the first call."""
+        profile = self.profile
+        lines = [self.greeting(), *_ACKS, *profile.lines.fillers]
+        lines += [
+            profile.render(getattr(profile.lines, name))
+            for name in (
+                "anything_else",
+                "handoff",
+                "cannot_answer",
+                "urgent",
+                "not_interested",
+                "goodbye",
+            )
+        ]
+        for question in profile.qualifying_questions:
+            lines += [profile.render(q) for q in (question.question, question.reprompt) if q]
+        lines += [entry.answer for entry in profile.rendered_faq()]
+        return lines
+
     def expecting(self) -> str:
         """What the next caller turn should hold, for endpointing."""
         if self.stage == "question" and self._question is not None:
@@ -252,7 +273,8 @@ class FlowBrain:
     async def _offer_slots(
         self, context: TurnContext, when: When, lead: str = "I have"
     ) -> AsyncIterator[str]:
-        fetched = await self.openings.fetch(context, when)
+        service = self.facts.service.name if self.facts.service else None
+        fetched = await self.openings.fetch(context, when, service)
         if fetched.error is not None:
             if "passed" in fetched.error:
                 self.facts.when, self.stage = None, "when"

@@ -37,7 +37,7 @@ class Openings:
     asked_for: When | None = None
     taken: set[str] = field(default_factory=set)
 
-    async def fetch(self, context: TurnContext, when: When) -> Fetched:
+    async def fetch(self, context: TurnContext, when: When, service: str | None = None) -> Fetched:
         """Ask the calendar for openings matching ``when``; with a clock time, keep the slot
         at that time, or the two closest to it. Slots found taken are never offered again."""
         part = when.part_of_day or (part_of_day_for(when.at) if when.at else None)
@@ -46,6 +46,8 @@ class Openings:
             "part_of_day": part or "any",
             "limit": 10 if when.at else 3,
         }
+        if service:
+            arguments["service"] = service
         result: ToolResult = await call_tool(context, "check_availability", arguments)
         if not result.ok or not isinstance(result.data, dict):
             return Fetched([], error=result.error or "no answer from the calendar")

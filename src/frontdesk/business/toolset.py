@@ -61,10 +61,18 @@ class FrontDeskEnv:
     caller_number: str | None
     hours: BusinessHours
     appointment_minutes: int = 30
+    """Length of a visit whose service is not known (or not in ``service_minutes``)."""
+    service_minutes: dict[str, int] = field(default_factory=dict)
+    """Length of a visit per service name (case-insensitive)."""
     handoff_number: str | None = None
     now: Callable[[], datetime] = utc_now
     actions: list[CallAction] = field(default_factory=list)
     search_days: int = 14  # how far ahead "the soonest openings" may look
+
+    def visit(self, service: str | None) -> timedelta:
+        """How long a visit for ``service`` takes."""
+        minutes = {k.casefold(): v for k, v in self.service_minutes.items()}
+        return timedelta(minutes=minutes.get((service or "").casefold(), self.appointment_minutes))
 
     @property
     def tz(self) -> ZoneInfo:
@@ -145,6 +153,7 @@ async def check_availability(
     day: str | None = None,
     part_of_day: PartOfDay = "any",
     limit: Annotated[int, Field(ge=1, le=10)] = 3,
+    service: str | None = None,
 ) -> dict[str, Any]:
     """Find open appointment times on the real calendar.
 
@@ -152,10 +161,11 @@ async def check_availability(
         day: The date to look at, as YYYY-MM-DD. Leave out for the soonest openings.
         part_of_day: Only times in this part of the day.
         limit: How many times to return.
+        service: The service to book, when known (visits differ in length).
     """
     now = env.now()
     today = now.astimezone(env.tz).date()
-    duration = timedelta(minutes=env.appointment_minutes)
+    duration = env.visit(service)
     wanted = _parse_day(day, today) if day else None
     if wanted is not None:
         if wanted < today:
@@ -213,7 +223,7 @@ async def book_appointment(
     try:
         booking = await env.calendar.book(
             when,
-            timedelta(minutes=env.appointment_minutes),
+            env.visit(service),
             contact_id=contact.id,
             call_id=env.call_id,
             service=service,
@@ -222,7 +232,7 @@ async def book_appointment(
     except SlotTaken as refusal:
         day_start = datetime.combine(when.astimezone(env.tz).date(), time(0), tzinfo=env.tz)
         nearby = await env.calendar.free_slots(
-            day_start, day_start + timedelta(days=1), timedelta(minutes=env.appointment_minutes)
+            day_start, day_start + timedelta(days=1), env.visit(service)
         )
         offer = ", ".join(env.label(slot.start) for slot in nearby[:3])
         alternatives = f" Open that day: {offer}." if offer else " Nothing else is open that day."

@@ -80,6 +80,9 @@ class Database:
             else self.engine.execution_options(isolation_level="SERIALIZABLE")
         )
         self._exclusive_sessions = sessionmaker(exclusive_engine, expire_on_commit=False)
+        self._begin_immediate_sessions = (
+            self._exclusive_sessions if self.is_sqlite else self._sessions
+        )
         self._executor = ThreadPoolExecutor(DB_WORKER_THREADS, thread_name_prefix="frontdesk-db")
 
     def create_all(self) -> None:
@@ -88,8 +91,13 @@ class Database:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A session whose transaction commits on success and rolls back on error."""
-        with self._sessions() as session, session.begin():
+        """A session whose transaction commits on success and rolls back on error.
+
+        On SQLite it takes the write lock when it begins: a deferred transaction that reads
+        and then writes fails at once with "database is locked" (no busy wait) if another
+        writer committed in between, and every record write here reads first.
+        """
+        with self._begin_immediate_sessions() as session, session.begin():
             yield session
 
     @contextmanager

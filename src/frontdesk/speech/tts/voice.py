@@ -73,6 +73,18 @@ class Utterance:
 _END = object()  # end of a queue's stream
 
 
+def spoken_chunks(line: str, first_clause_words: int = 3) -> list[str]:
+    """The chunks :meth:`Voice.speak` can cut ``line`` into, whether it opens a reply (its
+    first clause split off) or follows other text: what to warm a phrase cache with."""
+    chunks: set[str] = set()
+    for opening in (True, False):
+        chunker = SentenceChunker(first_clause_words)
+        lead = [] if opening else chunker.push("Okay. ")  # a reply already under way
+        pieces = [*lead, *chunker.push(" ".join(line.split()) + " "), chunker.flush()]
+        chunks.update(p for p in pieces[len(lead) :] if p)
+    return sorted(chunks)
+
+
 class Voice:
     """Streaming speech for one call: ``tts`` resampled to ``out_rate`` in 20 ms frames.
 
