@@ -35,6 +35,21 @@ from frontdesk.transports.base import Transport
 log = logging.getLogger(__name__)
 
 
+def stt_options(provider: str, profile: AgentProfile) -> dict[str, Any]:
+    """How the agent runs its recognizer. Whisper: no interim decodes (the call loop reads
+    final transcripts only, and interims would compete for the CPU with the speculative
+    decode the caller is waiting for), and the business's own words as the decoder's
+    prompt, so "Delta Dental" is not heard as "Delta Delta"."""
+    if provider != "whisper":
+        return {}
+    services = ", ".join(service.name for service in profile.services)
+    questions = " ".join(entry.question for entry in profile.faq)
+    return {
+        "interim_interval_s": 0,
+        "initial_prompt": f"{profile.business_name}. {services}. {questions}",
+    }
+
+
 class FrontDeskTools:
     """The ToolExecutor a Call uses: the front-desk tools behind the fenced runner."""
 
@@ -122,11 +137,7 @@ class Agent:
         db = Database(options.database_url)
         db.create_all()
         owned = stt is None, tts is None
-        # The call loop reads final transcripts only: interim decodes would just compete for
-        # the CPU with the speculative decode that the caller is waiting for.
-        stt = stt or load_stt(
-            options.stt, **({"interim_interval_s": 0} if options.stt == "whisper" else {})
-        )
+        stt = stt or load_stt(options.stt, **stt_options(options.stt, profile))
         tts = tts or load_tts(options.tts)
         start = getattr(tts, "start", None)
         if start is not None:
