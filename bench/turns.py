@@ -33,7 +33,7 @@ QUESTIONS = [
     CallerLine("Hi there, what are your hours?"),
     CallerLine("Where are you located?"),
     CallerLine("Is there parking nearby?"),
-    CallerLine("Do you take Delta Dental?"),
+    CallerLine("Which insurance plans do you accept?"),
     CallerLine("How much is a cleaning without insurance?"),
 ]
 STAGES = [

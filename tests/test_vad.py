@@ -21,11 +21,14 @@ from speech_corpus import (
 )
 
 TOLERANCE_S = 0.060
-"""Segment edges must be this close to where the sound starts/stops in the clips."""
-NOISY_TOLERANCE_S = 0.120
-"""In pink noise at 10 dB SNR, the quiet first/last ~100 ms of a phrase is under the noise,
-but the ground truth (from the clean clip) still counts it; so each edge gets this much and
-the edges on average :data:`TOLERANCE_S`."""
+"""Every segment edge must be this close to where the sound starts/stops in the clean clips,
+clean or in noise."""
+CLEAN_MEAN_S = 0.015
+"""Clean edges are found to a few ms; on average they must stay this close."""
+NOISY_MEAN_S = 0.045
+"""In noise the buried start/end of a phrase is allowed for by widening the edges (up to
+25/50 ms), so they are further off on average, but not systematically by the tolerance."""
+NOISE_SEEDS = (1, 2, 3, 4)
 
 # Sentences without commas: a comma is a real pause the VAD reports as a segment boundary.
 UTTERANCES = [
@@ -60,38 +63,48 @@ def segments(events: list[VADEvent]) -> list[Segment]:
     return [Segment(start.timestamp, end.timestamp) for start, end in pairs]
 
 
-def assert_close(
-    found: list[Segment], truth: list[Segment], tolerance: float = TOLERANCE_S
-) -> None:
-    """Same number of segments, each edge within ``tolerance``, on average within TOLERANCE_S."""
+def edge_errors(found: list[Segment], truth: list[Segment]) -> list[float]:
+    """Absolute start and end errors (s); fails unless every edge is within TOLERANCE_S."""
     assert len(found) == len(truth), f"expected {len(truth)} segments, got {found}"
     errors = []
     for got, want in zip(found, truth, strict=True):
         errors += [abs(got.start - want.start), abs(got.end - want.end)]
-        assert errors[-2] <= tolerance, f"start {got} vs truth {want}"
-        assert errors[-1] <= tolerance, f"end {got} vs truth {want}"
-    assert np.mean(errors) <= TOLERANCE_S, f"mean edge error {np.mean(errors) * 1e3:.0f} ms"
+        assert errors[-2] <= TOLERANCE_S, f"start {got} vs truth {want}"
+        assert errors[-1] <= TOLERANCE_S, f"end {got} vs truth {want}"
+    return errors
+
+
+def assert_mean_within(errors: list[float], mean: float) -> None:
+    assert np.mean(errors) <= mean, f"mean edge error {np.mean(errors) * 1e3:.0f} ms"
 
 
 def test_segments_match_the_speech(conversation: tuple[np.ndarray, list[Segment]]) -> None:
     pcm, truth = conversation
-    assert_close(segments(run(pcm)), truth)
+    assert_mean_within(edge_errors(segments(run(pcm)), truth), CLEAN_MEAN_S)
 
 
 def test_segments_match_the_speech_over_the_phone_line(
     conversation: tuple[np.ndarray, list[Segment]],
 ) -> None:
     pcm, truth = conversation
-    assert_close(segments(run(phone_line(pcm))), truth)
+    assert_mean_within(edge_errors(segments(run(phone_line(pcm))), truth), CLEAN_MEAN_S)
 
 
 def test_segments_match_the_speech_in_pink_noise_at_10_db(
     conversation: tuple[np.ndarray, list[Segment]],
 ) -> None:
+    """Every edge within the tolerance, for several noise draws.
+
+    Two of the eight phrases end in 95-100 ms of sound 8-22 dB below this noise in every band
+    ("...day before?", "...David Miller."): the ground truth still counts it, so those ends
+    only pass because the VAD widens edges in noise.
+    """
     pcm, truth = conversation
-    for seed in (1, 2):
+    errors = []
+    for seed in NOISE_SEEDS:
         noisy = with_pink_noise(pcm, snr_db=10, seed=seed)
-        assert_close(segments(run(noisy)), truth, NOISY_TOLERANCE_S)
+        errors += edge_errors(segments(run(noisy)), truth)
+    assert_mean_within(errors, NOISY_MEAN_S)
 
 
 def test_timestamps_are_in_the_frames_clock(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import time
 from dataclasses import dataclass
 
@@ -18,6 +19,8 @@ from frontdesk.call.timings import TurnTimings
 from frontdesk.speech.stt.base import STTStream
 from frontdesk.speech.turns import Endpointer
 from frontdesk.speech.vad import SpeechEnd, SpeechStart, VoiceActivityDetector
+
+log = logging.getLogger(__name__)
 
 PRE_ROLL_FRAMES = 10
 """200 ms kept before the VAD's speech start: the onset decision lags the real onset."""
@@ -168,6 +171,13 @@ class Listener:
             caller_stopped=self.to_monotonic(ended),
             turn_closed=closed_at,
             transcript_final=time.monotonic(),
+        )
+        log.debug(
+            "turn closed %.0f ms into the pause; decode %.0f ms (%s): %r",
+            1000 * (timings.turn_closed - timings.caller_stopped),
+            1000 * transcript.decode_seconds,
+            "speculative" if transcript.speculative else "at close",
+            transcript.text,
         )
         turn = Turn(transcript.text, self._utterance_start, ended, timings, transcript.speculative)
         self._end_utterance()

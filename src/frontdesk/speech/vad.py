@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import importlib.util
 import threading
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,9 +110,11 @@ class VoiceActivityDetector:
 
     Event timestamps say where the speech really started/stopped in the frames' clock (widened
     by ``speech_pad_ms``), not when the decision was made. The model only sees 32 ms chunks and
-    its score lags the sound (it stays high for ~60-100 ms after a word ends), so the boundary
-    it implies is refined with energy: within a short look-back, the edge is placed at the
-    outermost 8 ms window that is clearly above the noise floor measured in the pauses.
+    its score lags the sound (it stays high for ~60-100 ms after a word ends, up to ~250 ms in
+    noise), so the boundary it implies is refined on an 8 ms grid from band energies measured
+    against the noise of the pauses (see :class:`_EdgeTrack`). In noise, where the faint start
+    and end of a phrase are buried, the edges are widened by up to 25 ms (start) and 50 ms
+    (end), the more the lower the speech-to-noise ratio.
     """
 
     def __init__(
@@ -150,7 +151,7 @@ class VoiceActivityDetector:
         self._silence_start: float | None = None  # onset of a pause inside speech
         self._last_end = float("-inf")
         self._speech_start = 0.0
-        self._energy = _EnergyTrack()
+        self._edges = _EdgeTrack()
         self.probability = 0.0
         """Speech probability of the most recent 32 ms chunk."""
         self.is_speech = False
@@ -169,7 +170,7 @@ class VoiceActivityDetector:
             chunk, self._pending = self._pending[:CHUNK_SAMPLES], self._pending[CHUNK_SAMPLES:]
             start = self._pending_start
             self._pending_start += _CHUNK_S
-            self._energy.add(chunk, self._context[-1], start)
+            self._edges.add(chunk, start)
             window = np.concatenate([self._context, chunk])
             self._context = chunk[-CONTEXT_SAMPLES:]
             self.probability, self._state = self._model.score(window, self._state)
@@ -188,12 +189,12 @@ class VoiceActivityDetector:
                 if end - self._candidate_start >= self.min_speech_s:
                     self.is_speech = True
                     self._silence_start = None
-                    onset = self._energy.onset(self._candidate_start, floor_time=self._last_end)
+                    onset = self._edges.onset(self._candidate_start, floor_time=self._last_end)
                     self._speech_start = max(0.0, self._last_end, onset - self.speech_pad_s)
                     return SpeechStart(self._speech_start)
             elif prob < self.neg_threshold:
                 self._candidate_start = None
-                self._energy.learn_noise()
+                self._edges.learn_noise()
             return None
         if prob >= self.threshold:
             self._silence_start = None
@@ -202,74 +203,154 @@ class VoiceActivityDetector:
         if self._silence_start is not None and end - self._silence_start >= self.min_silence_s:
             self.is_speech = False
             self._candidate_start = None
-            stopped = max(self._energy.offset(self._silence_start), self._speech_start)
+            stopped = self._edges.offset(self._silence_start, self._speech_start, end)
+            stopped = max(stopped, self._speech_start)
             self._silence_start = None
             self._last_end = stopped + self.speech_pad_s
             return SpeechEnd(self._last_end)
         return None
 
 
-_WINDOW = 128
-"""Energy windows of 8 ms: four per model chunk."""
-_WINDOW_S = _WINDOW / SAMPLE_RATE
-_LOOK_BACK_S = 0.128
-"""How far an edge may move back from where the model put it. The model's end lags the sound
-by ~60-100 ms; looking further back in noise ends speech early, inside a buried tail."""
-_MARGIN = 10 ** (4 / 10)
-"""A window is sound when its energy is 4 dB above the noise floor."""
-_PRE_EMPHASIS = 0.97
-"""y[n] = x[n] - 0.97 x[n-1], the classic speech pre-emphasis."""
-_MIN_ENERGY = 10 ** (-60 / 10)
-"""Floor for digital silence: -60 dBFS (pre-emphasised)."""
+_HOP = 128
+"""Edges are placed on an 8 ms grid: four analysis windows per model chunk."""
+_HOP_S = _HOP / SAMPLE_RATE
+_FFT = 256
+"""Each window is 16 ms (Hann), centred on a grid point."""
+_BANDS_HZ = ((150, 400), (400, 800), (800, 1500), (1500, 3000), (3000, 5000), (5000, 8000))
+"""Band energies are compared with the noise band by band, so the low-frequency bulk of
+car or pink noise cannot swamp a fricative, nor a hiss swamp a voiced tail."""
+_HISTORY = 128
+"""Windows kept (~1 s): covers the look-back, the silence the model waits for, and enough
+speech to measure its level."""
+_NOISE_WINDOWS = 64
+"""Pause windows the noise estimate is taken from (~0.5 s)."""
+_ONSET_LOOK_BACK_S = 0.128
+"""How far before the model's first voiced chunk an onset may lie."""
+_OFFSET_LOOK_BACK_S = 0.3
+"""How far before the model's first silent chunk an offset may lie: in noise the model's
+score stays up to ~250 ms past the sound."""
+_DRIFT = 1.0
+"""Per-window z-score a window must exceed to count as speech in the change-point sum."""
+_Z_SPREAD_MIN = 0.3
+"""Smallest noise spread (natural log units) used for z-scores: digital silence has none."""
+_FLOOR_DBFS = -70.0
+"""Band energies are floored at white noise of this level, so silence has a finite floor."""
+# Speech fades in and out through its last 30-40 dB, and whatever part of that fade is under
+# the noise cannot be seen: pink noise at 10 dB SNR hides up to ~100 ms of a phrase's end in
+# every band. So in noise the found offset is moved later by a hangover and the onset earlier
+# by a lead: in full while the speech is at most *_FULL_DB above the noise, not at all from
+# *_NONE_DB on, linearly in between (clean audio gets neither).
+_HANGOVER_S = 0.050
+_HANGOVER_FULL_DB, _HANGOVER_NONE_DB = 25.0, 45.0
+_LEAD_S = 0.025
+_LEAD_FULL_DB, _LEAD_NONE_DB = 15.0, 35.0
 
 
-class _EnergyTrack:
-    """Recent 8 ms window energies and the noise floor, for placing speech edges precisely.
+def _band_matrix() -> tuple[np.ndarray, np.ndarray]:
+    """Bin-to-band summing matrix for a ``_FFT``-point rfft, and each band's energy floor."""
+    freqs = np.fft.rfftfreq(_FFT, 1 / SAMPLE_RATE)
+    matrix = np.array([(freqs >= lo) & (freqs < hi) for lo, hi in _BANDS_HZ], np.float32).T
+    window = np.hanning(_FFT).astype(np.float32)
+    # A white signal of power p puts p * sum(w^2) in each bin of the windowed periodogram.
+    white = 10 ** (_FLOOR_DBFS / 10) * float(np.sum(window**2))
+    return matrix, matrix.sum(axis=0) * white
 
-    Energies are of the pre-emphasised signal: pre-emphasis lifts the fricatives that start and
-    end many words above the low-frequency rumble (car, pink noise) that dominates noise energy.
-    (Adding plain energy as a second band caught more vowel tails but also noise swells.)
+
+_BAND_SUM, _BAND_FLOOR = _band_matrix()
+_HANN = np.hanning(_FFT).astype(np.float32)
+_CHUNK_WINDOWS = np.arange(CHUNK_SAMPLES // _HOP)
+_FRAME_INDEX = _CHUNK_WINDOWS[:, np.newaxis] * _HOP + np.arange(_FFT)
+"""Sample indices of a chunk's windows in (the previous chunk's last 128 samples + chunk)."""
+
+
+def _ramp(snr_db: float, full_db: float, none_db: float) -> float:
+    """1 at or below ``full_db`` SNR, 0 at or above ``none_db``, linear in between."""
+    return float(np.clip((none_db - snr_db) / (none_db - full_db), 0.0, 1.0))
+
+
+class _EdgeTrack:
+    """Recent band energies on an 8 ms grid and the noise they are judged against.
+
+    Each 16 ms window's six band energies are divided by the noise's (the median of recent
+    pause windows), averaged, and turned into a z-score against the pause windows' own spread.
+    An edge is then placed by change-point detection: where the running sum of ``z - _DRIFT``
+    peaks, summed from the speech side. Unlike a threshold crossing this is not fooled by one
+    noise spike, and it follows a tail that is only slightly above the noise while it lasts.
     """
 
     def __init__(self) -> None:
-        history = int(2 * _LOOK_BACK_S / _WINDOW_S) + 8
-        self._times: deque[float] = deque(maxlen=history)
-        self._energies: deque[float] = deque(maxlen=history)
-        self._noise: deque[float] = deque(maxlen=64)  # ~0.5 s of pause
-        self._latest: np.ndarray = np.zeros(0)
+        self._bands = np.zeros((_HISTORY, len(_BANDS_HZ)), np.float32)
+        self._times = np.full(_HISTORY, -np.inf)
+        self._count = 0
+        self._noise = np.zeros((_NOISE_WINDOWS, len(_BANDS_HZ)), np.float32)
+        self._noise_count = 0
+        self._tail = np.zeros(_FFT - _HOP, np.float32)  # samples before the current chunk
+        self._latest = np.zeros((0, len(_BANDS_HZ)), np.float32)
 
-    def add(self, chunk: np.ndarray, previous: float, start: float) -> None:
-        """Record the windows of one chunk that starts at ``start`` (seconds)."""
-        emphasised = np.empty_like(chunk)
-        emphasised[0] = chunk[0] - _PRE_EMPHASIS * previous
-        emphasised[1:] = chunk[1:] - _PRE_EMPHASIS * chunk[:-1]
-        self._latest = (emphasised.reshape(-1, _WINDOW) ** 2).mean(axis=1)
-        for i, energy in enumerate(self._latest):
-            self._times.append(start + i * _WINDOW_S)
-            self._energies.append(float(energy))
+    def add(self, chunk: np.ndarray, start: float) -> None:
+        """Record the windows centred on the 8 ms grid points of a chunk starting at ``start``."""
+        signal = np.concatenate([self._tail, chunk])
+        self._tail = signal[-(_FFT - _HOP) :]
+        spectrum = np.fft.rfft(signal[_FRAME_INDEX] * _HANN, axis=1)
+        power = np.square(spectrum.real) + np.square(spectrum.imag)
+        self._latest = np.maximum(power.astype(np.float32) @ _BAND_SUM, _BAND_FLOOR)
+        slots = (self._count + _CHUNK_WINDOWS) % _HISTORY
+        self._bands[slots] = self._latest
+        self._times[slots] = start + _CHUNK_WINDOWS * _HOP_S
+        self._count += len(_CHUNK_WINDOWS)
 
     def learn_noise(self) -> None:
-        """The latest chunk is a pause: its energy is what silence sounds like on this line."""
-        self._noise.extend(float(e) for e in self._latest)
+        """The latest chunk is a pause: its windows are what silence sounds like on this line."""
+        n = len(self._latest)
+        slots = (self._noise_count + np.arange(n)) % _NOISE_WINDOWS
+        self._noise[slots] = self._latest
+        self._noise_count += n
 
-    def _threshold(self) -> float:
-        floor = float(np.median(self._noise)) if self._noise else 0.0
-        return max(floor * _MARGIN, _MIN_ENERGY)
+    def _history(self, earliest: float) -> tuple[np.ndarray, np.ndarray]:
+        """Times and band energies of the kept windows from ``earliest`` on, oldest first."""
+        order = np.roll(np.arange(_HISTORY), -(self._count % _HISTORY))
+        times, bands = self._times[order], self._bands[order]
+        keep = times >= earliest - 1e-9
+        return times[keep], bands[keep]
+
+    def _scores(self, bands: np.ndarray) -> tuple[np.ndarray, float]:
+        """Per-window z-scores of ``bands`` against the noise, and the noise's total energy."""
+        pauses = self._noise[: min(self._noise_count, _NOISE_WINDOWS)]
+        noise = np.maximum(np.median(pauses, axis=0), _BAND_FLOOR) if len(pauses) else _BAND_FLOOR
+        level = np.log(np.mean(bands / noise, axis=1))
+        if len(pauses):
+            reference = np.log(np.mean(pauses / noise, axis=1))
+            mean, spread = float(reference.mean()), max(float(reference.std()), _Z_SPREAD_MIN)
+        else:
+            mean, spread = 0.0, _Z_SPREAD_MIN
+        return (level - mean) / spread, float(noise.sum())
+
+    @staticmethod
+    def _snr_db(bands: np.ndarray, noise_total: float) -> float:
+        """How far the loud part of ``bands`` is above the noise, in dB."""
+        if not len(bands):
+            return 0.0
+        return 10 * float(np.log10(np.percentile(bands.sum(axis=1), 90) / noise_total))
 
     def onset(self, model_start: float, floor_time: float) -> float:
         """Where speech the model first heard at ``model_start`` really began."""
-        threshold = self._threshold()
-        earliest = max(model_start - _LOOK_BACK_S, floor_time)
-        for time, energy in zip(self._times, self._energies, strict=True):
-            if earliest <= time < model_start + _CHUNK_S and energy > threshold:
-                return time
-        return model_start
+        times, bands = self._history(max(model_start - _ONSET_LOOK_BACK_S, floor_time))
+        if not len(times):
+            return model_start
+        z, noise_total = self._scores(bands)
+        from_here = np.cumsum((z - _DRIFT)[::-1])[::-1]  # evidence of speech from each window on
+        onset = float(times[int(np.argmax(from_here))])
+        snr = self._snr_db(bands[times >= model_start], noise_total)
+        return onset - _LEAD_S * _ramp(snr, _LEAD_FULL_DB, _LEAD_NONE_DB)
 
-    def offset(self, model_end: float) -> float:
-        """Where speech the model says stopped at ``model_end`` really stopped."""
-        threshold = self._threshold()
-        earliest = model_end - _LOOK_BACK_S
-        for time, energy in zip(reversed(self._times), reversed(self._energies), strict=True):
-            if earliest <= time < model_end and energy > threshold:
-                return time + _WINDOW_S
-        return earliest
+    def offset(self, model_end: float, speech_start: float, now: float) -> float:
+        """Where speech the model says stopped at ``model_end`` really stopped (by ``now``)."""
+        times, bands = self._history(max(model_end - _OFFSET_LOOK_BACK_S, speech_start))
+        if not len(times):
+            return model_end
+        z, noise_total = self._scores(bands)
+        up_to_here = np.cumsum(z - _DRIFT)  # evidence of speech up to each window
+        offset = float(times[int(np.argmax(up_to_here))])
+        _, recent = self._history(-np.inf)  # ~1 s: the end of the phrase
+        snr = self._snr_db(recent, noise_total)
+        return min(offset + _HANGOVER_S * _ramp(snr, _HANGOVER_FULL_DB, _HANGOVER_NONE_DB), now)

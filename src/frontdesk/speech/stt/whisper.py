@@ -92,6 +92,18 @@ def repeats_itself(text: str) -> bool:
     return False
 
 
+def said_twice(text: str) -> str | None:
+    """The utterance once, when ``text`` is it followed by itself again (whole or cut short:
+    "Where are you located? Where are you located?"), else None."""
+    spans = [m.span() for m in re.finditer(r"[A-Za-z0-9']+", text)]
+    words = [text[a:b].lower() for a, b in spans]
+    for restart in range(2, len(words) - 1):
+        tail = words[restart:]
+        if tail == words[: len(tail)]:
+            return text[: spans[restart][0]].strip()
+    return None
+
+
 def compression_ratio(text: str) -> float:
     """How much zlib shrinks ``text``: high for text that repeats itself."""
     data = text.encode("utf-8")
@@ -233,6 +245,8 @@ class WhisperSTT:
         ):
             return ""
         text = normalize_text(self._tokenizer.decode(tokens))
+        # Most often the loop is the whole utterance said again: keep it once, no re-decode.
+        text = said_twice(text) or text
         if (
             len(tokens) >= max_tokens
             or compression_ratio(text) > MAX_COMPRESSION_RATIO
