@@ -20,11 +20,16 @@ from dataclasses import dataclass, field
 
 from frontdesk.audio import AudioFormatError, AudioFrame
 from frontdesk.audio.resample import FrameResampler
+from frontdesk.audio.trim import SilenceTrimmer
 from frontdesk.speech.tts.base import TTS
 from frontdesk.speech.tts.chunker import SentenceChunker
 from frontdesk.speech.tts.phrase_cache import PhraseCache
 
 FRAME_S = 0.02
+LEAD_S = 0.01
+"""Silence kept before a chunk's first sound: engines pad ~50 ms that the caller waits for."""
+TRAIL_S = 0.12
+"""Silence kept after a chunk: a natural pause between clauses, not the engine's ~200 ms."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +230,7 @@ class Voice:
                     source = (
                         self.cache.synthesize(chunk) if self.cache else self.tts.synthesize(chunk)
                     )
+                    trimmer = SilenceTrimmer(self.tts.sample_rate, LEAD_S, TRAIL_S)
                     async with contextlib.aclosing(source):
                         async for audio in source:
                             if audio.sample_rate != self.tts.sample_rate:
@@ -232,10 +238,12 @@ class Voice:
                                     f"{self.tts.name} yielded {audio.sample_rate} Hz audio, "
                                     f"expected {self.tts.sample_rate} Hz"
                                 )
+                            audio = AudioFrame(trimmer.push(audio.pcm), audio.sample_rate)
                             for frame in resampler.process(audio):
                                 frames.put_nowait(self._stamp(frame, clock))
                                 clock += 1
-                    for frame in resampler.flush():
+                    tail = AudioFrame(trimmer.end(), self.tts.sample_rate)
+                    for frame in [*resampler.process(tail), *resampler.flush()]:
                         frames.put_nowait(self._stamp(frame, clock))
                         clock += 1
                 except Exception as exc:
