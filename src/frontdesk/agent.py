@@ -21,8 +21,9 @@ from frontdesk.brain.understand import sounds_complete
 from frontdesk.business.calendar import SQLCalendar
 from frontdesk.business.crm import SQLCRM
 from frontdesk.business.toolset import FrontDeskEnv, HangUp, Transfer, frontdesk_tools
+from frontdesk.call.contracts import CallConfig
 from frontdesk.call.listener import Listener
-from frontdesk.call.session import Call, CallConfig
+from frontdesk.call.session import Call
 from frontdesk.speech.stt import STT, load_stt
 from frontdesk.speech.tts import TTS, PhraseCache, Voice, load_tts
 from frontdesk.speech.tts.voice import spoken_chunks

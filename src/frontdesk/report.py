@@ -8,7 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from frontdesk.call.session import CallResult
+from frontdesk.call.contracts import CallResult
 from frontdesk.call.timings import POINTS
 
 

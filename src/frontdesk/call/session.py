@@ -15,42 +15,34 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import re
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Protocol
+from typing import Any
 
 from frontdesk.brain.base import (
     Brain,
-    EndCall,
     Message,
-    TextDelta,
     ToolCall,
     ToolResult,
     TurnContext,
 )
+from frontdesk.call.backchannel import is_backchannel
+from frontdesk.call.contracts import (
+    CallConfig,
+    CallRecorder,
+    CallResult,
+    SpeechOutput,
+    ToolExecutor,
+)
 from frontdesk.call.listener import Listener, PauseTranscript, SpeechOnset, Turn
 from frontdesk.call.playback import ReplyPlayback
+from frontdesk.call.reply_text import spliced_text
 from frontdesk.call.timings import TurnTimings
 from frontdesk.transports.base import AudioIn, CallEnded, DtmfIn, MarkPlayed, Transport
 
 log = logging.getLogger(__name__)
-
-BACKCHANNEL = re.compile(
-    r"^(?:h*m+h*|m+-?h+m+|uh+-?huh+|a+h+|o+h+|u+h+|yeah|yes|yep|yup|okay|ok|right|sure|"
-    r"alright|cool|got|it|i|see|great|nice|wow)$"
-)
-"""One word of an acknowledgement: "mm", "mmmm", "mm-hmm", "uh-huh", "yeah", "okay"..."""
-_WORDS = re.compile(r"[a-z'-]+")
-
-
-def is_backchannel(text: str) -> bool:
-    """A short acknowledgement ("mm-hmm", "yeah", "okay, right"), or no words at all (a
-    cough, a noise): something that should not stop the agent."""
-    words = [w.strip("-'") for w in _WORDS.findall(text.lower())]
-    return len(words) <= 3 and all(BACKCHANNEL.match(w) for w in words if w)
 
 
 class State(Enum):
@@ -60,81 +52,6 @@ class State(Enum):
     THINKING = "thinking"
     SPEAKING = "speaking"
     ENDED = "ended"
-
-
-class SpeechOutput(Protocol):
-    """Text in, 20 ms frames at the transport's rate out, tagged with the text they speak."""
-
-    def speak(self, deltas: AsyncIterator[str]) -> AsyncIterator[Any]:
-        """Frames for streamed text (each has .frame, .chunk_index, .chunk_text, .chunk_end)."""
-        ...
-
-    def say(self, text: str) -> AsyncIterator[Any]:
-        """Frames for one fixed line (phrase cache first)."""
-        ...
-
-
-class ToolExecutor(Protocol):
-    """Runs the brain's tool calls, fenced to the reply that made them."""
-
-    async def run(
-        self, call: ToolCall, reply_id: str, reply_live: Callable[[], bool]
-    ) -> ToolResult: ...
-
-    def is_slow(self, name: str) -> bool: ...
-
-    def take_actions(self) -> list[tuple[str, str]]:
-        """Call-control actions the tools asked for: ("transfer", number), ("hang_up", why)."""
-        ...
-
-    async def drain(self) -> None: ...
-
-
-class CallRecorder(Protocol):
-    """Where the call record is written as the call proceeds (the record itself is
-    created before the Call, so the tools can refer to it)."""
-
-    async def add_turn(
-        self,
-        call_id: str,
-        speaker: str,
-        text: str,
-        started_at: float,
-        ended_at: float,
-        interrupted: bool = False,
-        timings: dict[str, Any] | None = None,
-    ) -> int: ...
-
-    async def update_turn(self, turn_id: int, **fields: Any) -> None: ...
-
-    async def finish_call(
-        self,
-        call_id: str,
-        outcome: str,
-        summary: str | None = None,
-        recording_path: str | None = None,
-    ) -> str:
-        """Close the record; returns the final outcome (a stronger one set by a tool stays)."""
-        ...
-
-
-@dataclass(slots=True)
-class CallConfig:
-    """Behaviour knobs of one call."""
-
-    barge_in: bool = True
-    barge_in_min_s: float = 0.2
-    """Sustained caller speech that stops the agent's audio."""
-    filler_after_s: float = 0.3
-    """A slow tool still running after this gets a spoken filler."""
-    filler_line: str = "One moment, let me check."
-    dtmf_gap_s: float = 1.0
-    """Digits typed with no speech close a turn after this pause."""
-    max_silence_s: float = 20.0
-    """Caller silence before "are you still there?" (twice that: the call ends)."""
-    still_there_line: str = "Are you still there?"
-    goodbye_line: str = "I'll let you go. Goodbye."
-    error_line: str = "Sorry, I'm having trouble on my end. One moment."
 
 
 @dataclass(slots=True)
@@ -149,18 +66,6 @@ class _Reply:
     end_call: str | None = None
     live: bool = True
     barge_onset: float | None = None  # audio time of a possible barge-in
-
-
-@dataclass(slots=True)
-class CallResult:
-    """What a finished call reports back to whoever ran it."""
-
-    call_id: str
-    outcome: str
-    history: list[Message]
-    turn_timings: list[TurnTimings]
-    barge_ins: list[float] = field(default_factory=list)
-    """Seconds from caller speech onset to the agent's audio being stopped."""
 
 
 class Call:
@@ -459,32 +364,17 @@ class Call:
             dtmf=self._dtmf,
         )
         self._dtmf = ""
-        events = aiter(self.brain.respond(reply.caller_text, context))
-        pending = asyncio.ensure_future(anext(events))
-        try:
-            while True:
-                filler = asyncio.ensure_future(fillers.get())
-                done, _ = await asyncio.wait({pending, filler}, return_when=asyncio.FIRST_COMPLETED)
-                if filler in done:
-                    yield filler.result()
-                    continue
-                filler.cancel()
-                try:
-                    event = pending.result()
-                except StopAsyncIteration:
-                    return
-                pending = asyncio.ensure_future(anext(events))
-                if isinstance(event, TextDelta):
-                    if reply.timings is not None and reply.timings.llm_first_token is None:
-                        reply.timings.llm_first_token = time.monotonic()
-                    yield event.text
-                elif isinstance(event, EndCall):
-                    reply.end_call = event.reason
-        finally:
-            pending.cancel()
-            await asyncio.gather(pending, return_exceptions=True)
-            with contextlib.suppress(Exception):
-                await events.aclose()  # type: ignore[attr-defined]
+
+        def first_text() -> None:
+            if reply.timings is not None and reply.timings.llm_first_token is None:
+                reply.timings.llm_first_token = time.monotonic()
+
+        def end_call(reason: str) -> None:
+            reply.end_call = reason
+
+        events = self.brain.respond(reply.caller_text, context)
+        async for text in spliced_text(events, fillers, first_text, end_call):
+            yield text
 
     async def _run_tool(
         self, reply: _Reply, call: ToolCall, fillers: asyncio.Queue[str]

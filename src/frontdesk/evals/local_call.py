@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from frontdesk.agent import Agent
-from frontdesk.call.session import CallResult
+from frontdesk.call.contracts import CallResult
 from frontdesk.evals.scripted_caller import CallerLine, ScriptedCaller
 from frontdesk.speech.tts.command import FliteVoice
 from frontdesk.transports.local import LocalTransport
