@@ -32,13 +32,18 @@ import math
 import re
 import threading
 import time
-import zlib
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from frontdesk.audio import AudioFormatError, AudioFrame
 from frontdesk.speech.stt.base import Transcript
+from frontdesk.speech.stt.loops import (
+    MAX_COMPRESSION_RATIO,
+    compression_ratio,
+    repeats_itself,
+    said_twice,
+)
 
 SAMPLE_RATE = 16000
 SILENCE_RMS = 60.0
@@ -46,8 +51,6 @@ SILENCE_RMS = 60.0
 is silence and Whisper is not asked: on silence it invents text ("Thank you.")."""
 
 MAX_TOKENS_PER_SECOND = 6
-MAX_COMPRESSION_RATIO = 2.4
-"""Text that zlib squeezes more than this is a repetition loop (Whisper's own threshold)."""
 
 _WINDOW_SAMPLES = 30 * SAMPLE_RATE
 """Whisper hears 30 s at a time."""
@@ -66,48 +69,6 @@ def loudest_rms(pcm: np.ndarray, window: int = 320) -> float:
         return 0.0
     padded = np.concatenate([pcm, np.zeros(-len(pcm) % window, np.int16)]).astype(np.float64)
     return float(np.sqrt((padded.reshape(-1, window) ** 2).mean(axis=1).max()))
-
-
-_NUMBER_WORD = re.compile(
-    r"^(?:\d+|zero|oh|one|two|three|four|five|six|seven|eight|nine|ten|twenty|thirty|forty|"
-    r"fifty|hundred|thousand)$"
-)
-
-
-def repeats_itself(text: str) -> bool:
-    """Whether ``text`` repeats a run of words back to back ("do you take X do you take X",
-    "sure sure sure"): Whisper's looping, which compression ratio misses in short texts.
-    Runs of number words ("five five five") are how people read out numbers, not loops."""
-    words = re.findall(r"[a-z0-9']+", text.lower())
-    for size in range(1, len(words) // 2 + 1):
-        for start in range(len(words) - 2 * size + 1):
-            run = words[start : start + size]
-            if all(_NUMBER_WORD.match(w) for w in run):
-                continue
-            times = 1
-            while words[start + times * size : start + (times + 1) * size] == run:
-                times += 1
-            if times >= (3 if size == 1 else 2):
-                return True
-    return False
-
-
-def said_twice(text: str) -> str | None:
-    """The utterance once, when ``text`` is it followed by itself again (whole or cut short:
-    "Where are you located? Where are you located?"), else None."""
-    spans = [m.span() for m in re.finditer(r"[A-Za-z0-9']+", text)]
-    words = [text[a:b].lower() for a, b in spans]
-    for restart in range(2, len(words) - 1):
-        tail = words[restart:]
-        if tail == words[: len(tail)]:
-            return text[: spans[restart][0]].strip()
-    return None
-
-
-def compression_ratio(text: str) -> float:
-    """How much zlib shrinks ``text``: high for text that repeats itself."""
-    data = text.encode("utf-8")
-    return len(data) / len(zlib.compress(data)) if data else 0.0
 
 
 def normalize_text(text: str) -> str:
