@@ -33,6 +33,8 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$want" ]; then
     .venv/bin/python -m pip install -q -r requirements.lock
     # silero-vad's wheel carries the ONNX model; its declared deps would pull in torch.
     .venv/bin/python -m pip install -q --no-deps silero-vad==6.2.3
+    # Only for bench/endpointing.py: the smart-turn v3.2 ONNX file inside the wheel (BSD-2).
+    .venv/bin/python -m pip install -q --no-deps pipecat-ai==1.14.0
     .venv/bin/python -m pip install -q --no-deps -e .
     echo "$want" > "$STAMP"
 fi

@@ -366,7 +366,7 @@ def match_choice(
 _TRAILING_INCOMPLETE = word_set(
     """and or but because cause for on at in to with from of about into than then if the a an
     my your our his their some any um uh er erm hmm like is be its mm also plus just by near
-    after before until between whose theres"""
+    after before until between whose theres next which"""
 )
 # "can i come in", "hold on" end on a particle of the verb, not a dangling preposition
 _PARTICLE_VERBS = word_set("come check drop stop pop fit squeeze get log sign fill walk go")
