@@ -130,3 +130,11 @@ async def test_a_caller_who_hangs_up_mid_booking_leaves_no_booking(
     said = [t["text"] for t in result.record["turns"] if t["speaker"] == "caller"]
     assert any("maria" in s.lower() for s in said), said
     assert all(t["status"] in ("done", "refused") for t in result.record["tool_calls"])
+
+
+async def test_pressing_zero_reaches_a_person(agent: Agent, tmp_path: Path) -> None:
+    result = await call(agent, tmp_path, CallerLine(dtmf="0"))
+    callers = [t["text"] for t in result.record["turns"] if t["speaker"] == "caller"]
+    assert callers == ["[keys 0]"]
+    assert result.transport.log.transfers == [agent.profile.handoff_number]
+    assert result.record["outcome"] == "escalated"

@@ -122,6 +122,8 @@ class Agent:
         self.calendar = SQLCalendar(db, profile.business_hours(), slot_minutes=30, now=options.now)
         self.crm = SQLCRM(db)
         self.registry = frontdesk_tools()
+        # espeak-ng speaks any sentence the main voice fails on (a crashed Piper worker).
+        self.fallback_tts: TTS | None = None if tts.name == "espeak" else load_tts("espeak")
         self._owns_engines = (True, True)
 
     @classmethod
@@ -206,7 +208,7 @@ class Agent:
             transport=transport,
             listener=listener,
             brain=self.new_brain(),
-            voice=Voice(self.tts, transport.output_rate, self.cache),
+            voice=Voice(self.tts, transport.output_rate, self.cache, fallback=self.fallback_tts),
             tools=FrontDeskTools(self.registry, runner, env),
             recorder=self.store,
             call_id=call_id,

@@ -14,16 +14,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import time
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
 
 from frontdesk.audio import AudioFormatError, AudioFrame
-from frontdesk.audio.resample import FrameResampler
+from frontdesk.audio.resample import FrameResampler, resample
 from frontdesk.audio.trim import SilenceTrimmer
-from frontdesk.speech.tts.base import TTS
+from frontdesk.speech.tts.base import TTS, TTSError
 from frontdesk.speech.tts.chunker import SentenceChunker
 from frontdesk.speech.tts.phrase_cache import PhraseCache
+
+_LOG = logging.getLogger(__name__)
 
 FRAME_S = 0.02
 LEAD_S = 0.01
@@ -103,6 +106,7 @@ class Voice:
         out_rate: int = 16000,
         cache: PhraseCache | None = None,
         first_clause_words: int = 3,
+        fallback: TTS | None = None,
     ) -> None:
         if cache is not None and cache.tts is not tts:
             raise ValueError("the phrase cache belongs to another TTS voice")
@@ -111,6 +115,8 @@ class Voice:
         self.out_rate = out_rate
         self.cache = cache
         self.first_clause_words = first_clause_words
+        self.fallback = fallback
+        self.fallbacks = 0  # chunks the fallback voice had to speak
         self.last: Utterance | None = None
         self._serials = itertools.count(1)
 
@@ -227,9 +233,7 @@ class Voice:
                 # a resampler per chunk: its tail is flushed into the chunk's own last frame
                 resampler = FrameResampler(self.tts.sample_rate, self.out_rate)
                 try:
-                    source = (
-                        self.cache.synthesize(chunk) if self.cache else self.tts.synthesize(chunk)
-                    )
+                    source = self._chunk_audio(chunk)
                     trimmer = SilenceTrimmer(self.tts.sample_rate, LEAD_S, TRAIL_S)
                     async with contextlib.aclosing(source):
                         async for audio in source:
@@ -253,6 +257,32 @@ class Voice:
             await ahead.put(_END)
         except Exception as exc:
             await ahead.put(exc)
+
+    async def _chunk_audio(self, chunk: str) -> AsyncIterator[AudioFrame]:
+        """The chunk from the cache or the voice; if the voice fails before any audio came
+        out, from the fallback voice (at the main voice's rate), so the caller never gets
+        dead air for a crashed engine. The fallback's audio is never cached."""
+        source = self.cache.synthesize(chunk) if self.cache else self.tts.synthesize(chunk)
+        started = False
+        try:
+            async with contextlib.aclosing(source):
+                async for audio in source:
+                    started = True
+                    yield audio
+            return
+        except TTSError as exc:
+            if started or self.fallback is None:
+                raise
+            self.fallbacks += 1
+            _LOG.warning(
+                "%s failed (%s); %s speaks this chunk", self.tts.name, exc, self.fallback.name
+            )
+        async with contextlib.aclosing(self.fallback.synthesize(chunk)) as spare:
+            async for audio in spare:
+                pcm = audio.pcm
+                if audio.sample_rate != self.tts.sample_rate:
+                    pcm = resample(pcm, audio.sample_rate, self.tts.sample_rate)
+                yield AudioFrame(pcm, self.tts.sample_rate)
 
     def _stamp(self, frame: AudioFrame, clock: int) -> AudioFrame:
         """The frame on the utterance's clock: frame k starts at k * 20 ms."""
