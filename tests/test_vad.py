@@ -16,6 +16,7 @@ from speech_corpus import (
     caller_audio,
     compose,
     phone_line,
+    speech_span,
     to_frames,
     with_pink_noise,
 )
@@ -29,6 +30,10 @@ NOISY_MEAN_S = 0.045
 """In noise the buried start/end of a phrase is allowed for by widening the edges (up to
 25/50 ms), so they are further off on average, but not systematically by the tolerance."""
 NOISE_SEEDS = (1, 2, 3, 4)
+QUESTION_END_TOLERANCE_S = 0.040
+QUESTION_END_BIAS_S = 0.025
+"""Ends feed the endpointer and the voice-to-voice latency figure, which must agree with what
+the caller hears: on average they may not be later than this."""
 
 # Sentences without commas: a comma is a real pause the VAD reports as a segment boundary.
 UTTERANCES = [
@@ -37,6 +42,17 @@ UTTERANCES = [
     ("Is there an opening on Tuesday between one and three?", "awb"),
     ("The appointment is for my son David Miller.", "en-us+f3"),
 ]
+
+
+# Questions end in a faint synthesized fade (-50..-60 dBFS) that the caller does not hear as
+# speech; spoken as the in-process phone line delivers them, with digital silence around.
+QUESTIONS = [
+    "Hi there, what are your hours?",
+    "Where are you located?",
+    "Is there parking nearby?",
+    "Which insurance plans do you accept?",
+]
+QUESTION_VOICES = ("slt", "rms", "awb", "kal16")
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +121,26 @@ def test_segments_match_the_speech_in_pink_noise_at_10_db(
         noisy = with_pink_noise(pcm, snr_db=10, seed=seed)
         errors += edge_errors(segments(run(noisy)), truth)
     assert_mean_within(errors, NOISY_MEAN_S)
+
+
+def test_question_ends_match_the_speech_in_digital_silence() -> None:
+    """The end is where the caller stops being audible, not where the fade-out dies away."""
+
+    async def clips() -> list[np.ndarray]:
+        return [await caller_audio(text, v) for text in QUESTIONS for v in QUESTION_VOICES]
+
+    silence = np.zeros(16000, np.int16)
+    errors = []
+    for clip in asyncio.run(clips()):
+        pcm = np.concatenate([silence, clip, silence])
+        truth_end = speech_span(pcm)[1] / 16000
+        found = segments(run(pcm))
+        assert found, "no speech found"
+        errors.append(found[-1].end - truth_end)
+    late = [f"{e * 1e3:+.0f}" for e in errors]
+    assert max(abs(e) for e in errors) <= QUESTION_END_TOLERANCE_S, f"end errors (ms): {late}"
+    assert np.mean(errors) <= QUESTION_END_BIAS_S, f"ends late on average (ms): {late}"
+    assert_mean_within(np.abs(errors).tolist(), CLEAN_MEAN_S)
 
 
 def test_timestamps_are_in_the_frames_clock(

@@ -112,9 +112,10 @@ class VoiceActivityDetector:
     by ``speech_pad_ms``), not when the decision was made. The model only sees 32 ms chunks and
     its score lags the sound (it stays high for ~60-100 ms after a word ends, up to ~250 ms in
     noise), so the boundary it implies is refined on an 8 ms grid from band energies measured
-    against the noise of the pauses (see :class:`_EdgeTrack`). In noise, where the faint start
-    and end of a phrase are buried, the edges are widened by up to 25 ms (start) and 50 ms
-    (end), the more the lower the speech-to-noise ratio.
+    against the noise of the pauses (see :class:`_EdgeTrack`), but never against less than an
+    audible level (-52 dBFS): on a silent line a phrase's faint fade-out is not speech. In
+    noise, where the faint start and end of a phrase are buried, the edges are widened by up
+    to 25 ms (start) and 50 ms (end), the more the lower the speech-to-noise ratio.
     """
 
     def __init__(
@@ -235,6 +236,12 @@ _Z_SPREAD_MIN = 0.3
 """Smallest noise spread (natural log units) used for z-scores: digital silence has none."""
 _FLOOR_DBFS = -70.0
 """Band energies are floored at white noise of this level, so silence has a finite floor."""
+_AUDIBLE_DBFS = -52.0
+"""Quietest sound (RMS over a window) an edge may count as speech, however quiet the line.
+Synthesized phrases fade out through a -50..-65 dBFS tail lasting up to ~150 ms; the caller's
+side (|sample| > 300, -41 dBFS peak) hears the phrase end before it, and so must we, or turns
+are reported as ending late. On flite and espeak phrases in digital silence, -52 dBFS puts ends
+within a few ms of that measure on average (-56 dBFS: +19 ms late; -50 dBFS: early)."""
 # Speech fades in and out through its last 30-40 dB, and whatever part of that fade is under
 # the noise cannot be seen: pink noise at 10 dB SNR hides up to ~100 ms of a phrase's end in
 # every band. So in noise the found offset is moved later by a hangover and the onset earlier
@@ -246,17 +253,27 @@ _LEAD_S = 0.025
 _LEAD_FULL_DB, _LEAD_NONE_DB = 15.0, 35.0
 
 
-def _band_matrix() -> tuple[np.ndarray, np.ndarray]:
-    """Bin-to-band summing matrix for a ``_FFT``-point rfft, and each band's energy floor."""
+def _band_matrix() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bin-to-band summing matrix for a ``_FFT``-point rfft, each band's energy floor, and
+    each band's share of the audible level."""
     freqs = np.fft.rfftfreq(_FFT, 1 / SAMPLE_RATE)
     matrix = np.array([(freqs >= lo) & (freqs < hi) for lo, hi in _BANDS_HZ], np.float32).T
     window = np.hanning(_FFT).astype(np.float32)
     # A white signal of power p puts p * sum(w^2) in each bin of the windowed periodogram.
-    white = 10 ** (_FLOOR_DBFS / 10) * float(np.sum(window**2))
-    return matrix, matrix.sum(axis=0) * white
+    bins = matrix.sum(axis=0)
+    white = float(np.sum(window**2))
+    floor = bins * white * 10 ** (_FLOOR_DBFS / 10)
+    # Shared equally, so that on a silent line a window's score is its total energy against
+    # the audible level whatever its spectrum (a white share would hide a voiced tail's low
+    # bands under the large share of the wide high bands).
+    audible = np.full(len(bins), bins.sum() * white * 10 ** (_AUDIBLE_DBFS / 10) / len(bins))
+    return matrix, floor, audible.astype(np.float32)
 
 
-_BAND_SUM, _BAND_FLOOR = _band_matrix()
+_BAND_SUM, _BAND_FLOOR, _BAND_AUDIBLE = _band_matrix()
+_AUDIBLE_TOTAL = float(_BAND_AUDIBLE.sum())
+_BURST_OVER_AUDIBLE = 4.0
+"""On a quiet line a window this far over the audible level (6 dB) is sound, not noise."""
 _HANN = np.hanning(_FFT).astype(np.float32)
 _CHUNK_WINDOWS = np.arange(CHUNK_SAMPLES // _HOP)
 _FRAME_INDEX = _CHUNK_WINDOWS[:, np.newaxis] * _HOP + np.arange(_FFT)
@@ -272,7 +289,8 @@ class _EdgeTrack:
     """Recent band energies on an 8 ms grid and the noise they are judged against.
 
     Each 16 ms window's six band energies are divided by the noise's (the median of recent
-    pause windows), averaged, and turned into a z-score against the pause windows' own spread.
+    pause windows, or the audible level where that is louder), averaged, and turned into a
+    z-score against the pause windows' own spread.
     An edge is then placed by change-point detection: where the running sum of ``z - _DRIFT``
     peaks, summed from the speech side. Unlike a threshold crossing this is not fooled by one
     noise spike, and it follows a tail that is only slightly above the noise while it lasts.
@@ -314,15 +332,22 @@ class _EdgeTrack:
         return times[keep], bands[keep]
 
     def _scores(self, bands: np.ndarray) -> tuple[np.ndarray, float]:
-        """Per-window z-scores of ``bands`` against the noise, and the noise's total energy."""
+        """Per-window z-scores of ``bands`` against the noise, and the noise's total energy.
+
+        Both the windows and the pauses are seen through the audible level: sound below it
+        scores as silence, so on a quiet line an edge is judged against that level instead of
+        a noise floor that is all but zero.
+        """
         pauses = self._noise[: min(self._noise_count, _NOISE_WINDOWS)]
         noise = np.maximum(np.median(pauses, axis=0), _BAND_FLOOR) if len(pauses) else _BAND_FLOOR
-        level = np.log(np.mean(bands / noise, axis=1))
+        judged = np.maximum(noise, _BAND_AUDIBLE)
+        level = np.log(np.mean(np.maximum(bands, _BAND_AUDIBLE) / judged, axis=1))
         if len(pauses):
-            reference = np.log(np.mean(pauses / noise, axis=1))
+            reference = np.log(np.mean(np.maximum(pauses, _BAND_AUDIBLE) / judged, axis=1))
             mean, spread = float(reference.mean()), max(float(reference.std()), _Z_SPREAD_MIN)
         else:
             mean, spread = 0.0, _Z_SPREAD_MIN
+        # The widening in noise depends on the real noise, not on the audible level.
         return (level - mean) / spread, float(noise.sum())
 
     @staticmethod
@@ -351,6 +376,13 @@ class _EdgeTrack:
         z, noise_total = self._scores(bands)
         up_to_here = np.cumsum(z - _DRIFT)  # evidence of speech up to each window
         offset = float(times[int(np.argmax(up_to_here))])
+        if noise_total < _AUDIBLE_TOTAL:
+            # On a quiet line only sound rises well over the audible level, so a short burst
+            # the model still heard (a final "t" after its silent closure) ends the phrase,
+            # though the change-point sum would trade it for the closure before it.
+            loud = (bands.sum(axis=1) > _BURST_OVER_AUDIBLE * _AUDIBLE_TOTAL) & (times < model_end)
+            if loud.any():
+                offset = max(offset, float(times[np.flatnonzero(loud)[-1]]))
         _, recent = self._history(-np.inf)  # ~1 s: the end of the phrase
         snr = self._snr_db(recent, noise_total)
         return min(offset + _HANGOVER_S * _ramp(snr, _HANGOVER_FULL_DB, _HANGOVER_NONE_DB), now)
