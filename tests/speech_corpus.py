@@ -18,6 +18,7 @@ from frontdesk.audio import AudioFrame, frame_samples
 from frontdesk.audio.g711 import ulaw_decode, ulaw_encode
 from frontdesk.audio.noise import mix_at_snr, pink_noise
 from frontdesk.audio.resample import resample
+from frontdesk.brain.spoken_numbers import ORDINALS
 from frontdesk.speech.tts.command import CommandVoice, EspeakVoice, FliteVoice
 
 BOOKING_SENTENCES: list[str] = [
@@ -143,29 +144,7 @@ _TEENS = [
     "nineteen",
 ]
 _TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50}
-_ORDINALS = {
-    "first": 1,
-    "second": 2,
-    "third": 3,
-    "fourth": 4,
-    "fifth": 5,
-    "sixth": 6,
-    "seventh": 7,
-    "eighth": 8,
-    "ninth": 9,
-    "tenth": 10,
-    "eleventh": 11,
-    "twelfth": 12,
-    "thirteenth": 13,
-    "fourteenth": 14,
-    "fifteenth": 15,
-    "sixteenth": 16,
-    "seventeenth": 17,
-    "eighteenth": 18,
-    "nineteenth": 19,
-    "twentieth": 20,
-    "thirtieth": 30,
-}
+_ORDINALS = ORDINALS
 _NUMBER_WORDS = {w: i for i, w in enumerate(_ONES)} | {w: 10 + i for i, w in enumerate(_TEENS)}
 _NUMBER_WORDS |= _TENS | _ORDINALS
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from frontdesk.audio import AudioFrame
+import numpy as np
+
+from frontdesk.audio import AudioFormatError, AudioFrame
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,3 +78,14 @@ class STT(Protocol):
     async def transcribe(self, frames: list[AudioFrame]) -> Transcript:
         """Transcribe a whole recording (16 kHz frames) in one go."""
         ...
+
+
+def recording_samples(frames: list[AudioFrame], sample_rate: int) -> np.ndarray:
+    """The samples of a whole recording given as frames (any length), all at
+    ``sample_rate``; a frame at another rate is an :class:`AudioFormatError`."""
+    for frame in frames:
+        if frame.sample_rate != sample_rate:
+            raise AudioFormatError(
+                f"expected {sample_rate} Hz audio, got a frame at {frame.sample_rate} Hz"
+            )
+    return np.concatenate([f.pcm for f in frames]) if frames else np.zeros(0, np.int16)

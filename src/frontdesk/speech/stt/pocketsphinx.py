@@ -15,8 +15,8 @@ import time
 import numpy as np
 from pocketsphinx import Decoder
 
-from frontdesk.audio import AudioFormatError, AudioFrame
-from frontdesk.speech.stt.base import Transcript
+from frontdesk.audio import AudioFrame
+from frontdesk.speech.stt.base import Transcript, recording_samples
 
 SAMPLE_RATE = 16000
 PHONE_CMN_INIT = "52.3,32.5,-36.3,48.6,-26.0,3.9,8.0,-40.8,11.5,-16.2,8.2,8.6,-18.2"
@@ -67,12 +67,7 @@ class PocketsphinxSTT:
 
     async def transcribe(self, frames: list[AudioFrame]) -> Transcript:
         """Transcribe a whole recording of 16 kHz frames (any frame length) in one go."""
-        for frame in frames:
-            if frame.sample_rate != SAMPLE_RATE:
-                raise AudioFormatError(
-                    f"expected {SAMPLE_RATE} Hz audio, got a frame at {frame.sample_rate} Hz"
-                )
-        pcm = np.concatenate([f.pcm for f in frames]) if frames else np.zeros(0, np.int16)
+        pcm = recording_samples(frames, SAMPLE_RATE)
         started = time.perf_counter()
         text = await asyncio.to_thread(self._decode_all, pcm)
         return Transcript(

@@ -36,8 +36,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from frontdesk.audio import AudioFormatError, AudioFrame
-from frontdesk.speech.stt.base import Transcript
+from frontdesk.audio import AudioFrame
+from frontdesk.speech.stt.base import Transcript, recording_samples
 from frontdesk.speech.stt.loops import (
     MAX_COMPRESSION_RATIO,
     compression_ratio,
@@ -244,12 +244,7 @@ class WhisperSTT:
 
     async def transcribe(self, frames: list[AudioFrame]) -> Transcript:
         """Transcribe a whole recording of 16 kHz frames (any frame length) in one go."""
-        for frame in frames:
-            if frame.sample_rate != SAMPLE_RATE:
-                raise AudioFormatError(
-                    f"expected {SAMPLE_RATE} Hz audio, got a frame at {frame.sample_rate} Hz"
-                )
-        pcm = np.concatenate([f.pcm for f in frames]) if frames else np.zeros(0, np.int16)
+        pcm = recording_samples(frames, SAMPLE_RATE)
         started = time.perf_counter()
         text = await asyncio.wrap_future(self.submit(pcm, live=False))
         return Transcript(
