@@ -52,7 +52,7 @@ class CallerSide(Protocol):
 
 
 @dataclass(slots=True)
-class LineLog:
+class LineRecord:
     """What crossed the line, for reports: transfers and who hung up."""
 
     transfers: list[str] = field(default_factory=list)
@@ -78,7 +78,7 @@ class LocalTransport:
         self.caller_number = caller_number
         self.output_rate = output_rate
         self.recording_path = Path(recording_path) if recording_path else None
-        self.log = LineLog()
+        self.log = LineRecord()
         self._lookahead = lookahead_frames
         self._max_ticks = int(max_seconds / TICK_S)
         self._events: asyncio.Queue[TransportEvent] = asyncio.Queue()
