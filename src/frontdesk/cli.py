@@ -1,4 +1,4 @@
-"""The `frontdesk` command: demo, transcribe, say."""
+"""The `frontdesk` command: demo, serve, transcribe, say."""
 
 from __future__ import annotations
 
@@ -114,6 +114,43 @@ def demo(
         print(json.dumps(result.record, indent=2, default=str))
         return
     print_call_summary(console, result.record, result.call, database_url)
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="interface to listen on"),
+    port: int = typer.Option(8000, help="port to listen on"),
+    profile: Path | None = typer.Option(None, help="agent profile YAML (default: built in)"),
+) -> None:
+    """Answer phone calls from Twilio (voice webhook, status callback, Media Streams).
+
+    Reads TWILIO_AUTH_TOKEN (webhook signatures) and FRONTDESK_PUBLIC_URL (the https URL
+    Twilio reaches this server at; default: each request's Host header).
+    """
+    import logging
+
+    import uvicorn
+
+    from frontdesk.agent import Agent, AgentOptions
+    from frontdesk.server import ServerSettings, create_app
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    token = os.environ.get("TWILIO_AUTH_TOKEN") or None
+    public_url = os.environ.get("FRONTDESK_PUBLIC_URL") or None
+    if token is None:
+        err.print(
+            "[bold red]WARNING: TWILIO_AUTH_TOKEN is not set. Webhooks are NOT "
+            "authenticated: anyone who can reach this server can start calls.[/bold red]"
+        )
+
+    async def open_agent() -> Agent:
+        return await Agent.open(AgentOptions(profile=profile))
+
+    settings = ServerSettings(auth_token=token, public_url=public_url)
+    console.print(f"frontdesk: Twilio voice webhook at http://{host}:{port}/twilio/voice")
+    uvicorn.run(create_app(open_agent, settings), host=host, port=port)
 
 
 def main() -> None:
