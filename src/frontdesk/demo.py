@@ -20,7 +20,7 @@ DEMO_SCRIPT = [
     CallerLine("I'm a new patient."),
     CallerLine("My name is Maria Lopez."),
     CallerLine("I'd like to come in on <pause 1500> Thursday afternoon."),
-    CallerLine("The second one works for me.", barge_in_ms=4200),
+    CallerLine("The first one works for me.", barge_in_ms=2600),
     CallerLine("Nope that is everything thanks."),
 ]
 
