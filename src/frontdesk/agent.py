@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -111,8 +111,11 @@ class Agent:
         stt: STT,
         tts: TTS,
         cache: PhraseCache,
+        *,
+        owns_engines: tuple[bool, bool] = (True, True),
     ) -> None:
         self.options = options
+        self._owns_engines = owns_engines  # (stt, tts): closed by aclose() only if ours
         self.profile = profile
         self.db = db
         self.store = CallStore(db)
@@ -124,7 +127,6 @@ class Agent:
         self.registry = frontdesk_tools()
         # espeak-ng speaks any sentence the main voice fails on (a crashed Piper worker).
         self.fallback_tts: TTS | None = None if tts.name == "espeak" else load_tts("espeak")
-        self._owns_engines = (True, True)
 
     @classmethod
     async def open(
@@ -146,18 +148,15 @@ class Agent:
         if start is not None:
             await start()
         cache = PhraseCache(tts, options.phrase_cache_dir)
-        agent = cls(options, profile, db, stt, tts, cache)
-        agent._owns_engines = owned
+        agent = cls(options, profile, db, stt, tts, cache, owns_engines=owned)
         await cache.warm(agent.fixed_lines())
         return agent
 
     def call_config(self) -> CallConfig:
         """The per-call behaviour, with the profile's own lines."""
         config = self.options.call or CallConfig()
-        lines = self.profile.lines
-        if lines.fillers:
-            config.filler_line = lines.fillers[0]
-        return config
+        fillers = self.profile.lines.fillers
+        return replace(config, filler_line=fillers[0]) if fillers else config
 
     def fixed_lines(self) -> list[str]:
         """Every chunk a call is likely to say verbatim (the brain's stock lines and the

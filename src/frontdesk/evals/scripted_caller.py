@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from frontdesk.audio import AudioFrame, frame_samples
+from frontdesk.audio import frame_samples
 from frontdesk.audio.resample import resample
 from frontdesk.speech.tts.base import TTS
 from frontdesk.transports.base import INBOUND_RATE
@@ -224,13 +224,3 @@ def _mix(pcm: np.ndarray, noise: np.ndarray, index: int) -> np.ndarray:
     start = (index * _FRAME) % len(noise)
     bed = np.take(noise, range(start, start + _FRAME), mode="wrap")
     return np.clip(pcm.astype(np.int32) + bed, -32768, 32767).astype(np.int16)
-
-
-def frames_of(pcm: np.ndarray) -> list[AudioFrame]:
-    """Split 16 kHz samples into 20 ms frames (padding the last one)."""
-    pad = (-len(pcm)) % _FRAME
-    pcm = np.concatenate([pcm, np.zeros(pad, np.int16)])
-    return [
-        AudioFrame(pcm[i : i + _FRAME].copy(), INBOUND_RATE, i / INBOUND_RATE)
-        for i in range(0, len(pcm), _FRAME)
-    ]
