@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import statistics
 import urllib.request
 from collections.abc import AsyncIterator
@@ -20,62 +19,21 @@ import websockets
 from sqlalchemy import select
 
 from frontdesk.agent import Agent
-from frontdesk.evals.local_call import new_caller_number
 from frontdesk.evals.recording import CallRecording
-from frontdesk.evals.scripted_caller import CallerLine, ScriptedCaller
-from frontdesk.evals.twilio_caller import TwilioCallLog, call_server
+from frontdesk.evals.scripted_caller import CallerLine
+from frontdesk.evals.twilio_caller import TwilioCallLog
 from frontdesk.evals.twilio_webhook import answer_webhook, new_sid, post_form, sign
-from frontdesk.server import ServerSettings, create_app
 from frontdesk.server.background import BackgroundServer
-from frontdesk.speech.tts.command import FliteVoice
 from frontdesk.store.models import Appointment
-from frontdesk.store.models import Call as CallRow
+from twilio_support import AUTH_TOKEN, call_record, place_call, serving, words
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def server(agent: Agent) -> AsyncIterator[BackgroundServer]:
-    """The app around this test's agent, served on a free loopback port."""
-    running = BackgroundServer("127.0.0.1")
-    settings = ServerSettings(auth_token=AUTH_TOKEN, public_url=running.base_url)
-    await running.start(create_app(agent, settings))
-    yield running
-    await running.stop()
-
-
-async def scripted(*lines: CallerLine) -> ScriptedCaller:
-    caller = ScriptedCaller(list(lines))
-    await caller.prepare(FliteVoice("slt"))
-    return caller
-
-
-async def place_call(
-    server: BackgroundServer, tmp_path: Path, *lines: CallerLine, **options: Any
-) -> TwilioCallLog:
-    return await call_server(
-        server.base_url,
-        await scripted(*lines),
-        auth_token=AUTH_TOKEN,
-        caller_number=new_caller_number(),
-        recording_path=tmp_path / "twilio-call.wav",
-        **options,
-    )
-
-
-async def call_record(agent: Agent, call_sid: str) -> dict[str, Any]:
-    """The stored record of the call Twilio knows as ``call_sid``, read from the database."""
-    with agent.db.session() as session:
-        rows = session.scalars(select(CallRow)).all()
-        ids = [row.id for row in rows if row.meta.get("call_sid") == call_sid]
-    assert len(ids) == 1, f"one call row for {call_sid}, found {len(ids)}"
-    return await agent.store.call_record(ids[0])
-
-
-def words(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9']+", text.lower())
+    async with serving(agent) as running:
+        yield running
 
 
 def voice_to_voice(log: TwilioCallLog) -> list[float]:

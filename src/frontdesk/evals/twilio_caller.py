@@ -122,9 +122,11 @@ class TwilioCaller:
         max_seconds: float = 180.0,
         before_start: Sequence[str | bytes] = (),
         after_start: Sequence[str | bytes] = (),
+        hang_up_by_dropping: bool = False,
     ) -> None:
         """``before_start``/``after_start`` are raw messages sent verbatim around ``start``
-        (for robustness tests)."""
+        (for robustness tests). ``hang_up_by_dropping``: a scripted hang-up aborts the TCP
+        connection instead of sending ``stop`` (a network failure)."""
         self.invitation = invitation
         self.caller = caller
         self.call_sid = call_sid
@@ -136,6 +138,7 @@ class TwilioCaller:
         self._max_ticks = int(max_seconds / TICK_S)
         self._before = list(before_start)
         self._after = list(after_start)
+        self._drop = hang_up_by_dropping
         self._playout: collections.deque[np.ndarray | str] = collections.deque()
         self._agent_partial = np.zeros(0, np.int16)
         self._to_wire = FrameResampler(INBOUND_RATE, WIRE_RATE)
@@ -264,6 +267,10 @@ class TwilioCaller:
             await self._send(ws, {"event": "mark", "mark": {"name": name}}, log_as="mark_echo")
 
     async def _hang_up(self, ws: Any) -> None:
+        if self._drop:
+            self._log("dropped")
+            ws.transport.abort()
+            return
         stop = {"accountSid": "AC" + "0" * 32, "callSid": self.call_sid}
         with contextlib.suppress(websockets.ConnectionClosed):
             await self._send(ws, {"event": "stop", "stop": stop}, log_as="stop_out")
@@ -289,7 +296,7 @@ class TwilioCaller:
             return
         try:
             message = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             self._error("a message that is not JSON")
             return
         if not isinstance(message, dict):

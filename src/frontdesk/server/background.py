@@ -34,6 +34,7 @@ class BackgroundServer:
         self.port: int = self._socket.getsockname()[1]
         self._server: _InLoopServer | None = None
         self._task: asyncio.Task[None] | None = None
+        self.app: FastAPI | None = None
 
     @property
     def base_url(self) -> str:
@@ -43,6 +44,7 @@ class BackgroundServer:
     async def start(self, app: FastAPI, timeout_s: float = 10.0) -> None:
         """Serve ``app``, returning once the server accepts connections (the port is known
         before, so the app can be built with its own public URL)."""
+        self.app = app
         config = uvicorn.Config(app, log_level="warning", lifespan="on", ws_ping_interval=None)
         self._server = _InLoopServer(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[self._socket]))

@@ -159,7 +159,7 @@ class TwilioMediaStream:
                 continue
             try:
                 message = json.loads(text)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
                 self._malformed("json", "a message that is not valid JSON")
                 continue
             if not isinstance(message, dict):
@@ -249,7 +249,7 @@ class TwilioMediaStream:
         timestamp = media.get("timestamp")
         try:
             at = int(timestamp) / 1000
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # JSON allows Infinity
             at = 0.0
         try:
             frames = self._resampler.process(AudioFrame(ulaw_decode(data), WIRE_RATE, at))
