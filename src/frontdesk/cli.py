@@ -118,14 +118,16 @@ def demo(
 
 @app.command()
 def serve(
-    host: str = typer.Option("127.0.0.1", help="interface to listen on"),
-    port: int = typer.Option(8000, help="port to listen on"),
+    config: Path | None = typer.Option(None, help="settings file (YAML); see below"),
+    host: str | None = typer.Option(None, help="interface to listen on [127.0.0.1]"),
+    port: int | None = typer.Option(None, help="port to listen on [8000]"),
     profile: Path | None = typer.Option(None, help="agent profile YAML (default: built in)"),
 ) -> None:
     """Answer phone calls from Twilio (voice webhook, status callback, Media Streams).
 
-    Reads TWILIO_AUTH_TOKEN (webhook signatures) and FRONTDESK_PUBLIC_URL (the https URL
-    Twilio reaches this server at; default: each request's Host header).
+    Settings come from the --config file, then the environment (TWILIO_AUTH_TOKEN for
+    webhook signatures, FRONTDESK_PUBLIC_URL for the https URL Twilio reaches this server
+    at, FRONTDESK_DATABASE_URL, ...), then these flags.
     """
     import logging
 
@@ -133,24 +135,32 @@ def serve(
 
     from frontdesk.agent import Agent, AgentOptions
     from frontdesk.server import ServerSettings, create_app
+    from frontdesk.server.config import ConfigError, load_serve_config
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    token = os.environ.get("TWILIO_AUTH_TOKEN") or None
-    public_url = os.environ.get("FRONTDESK_PUBLIC_URL") or None
-    if token is None:
+    try:
+        settings = load_serve_config(
+            config, overrides={"host": host, "port": port, "profile": profile}
+        )
+    except ConfigError as exc:
+        _fail(str(exc))
+    if settings.twilio_auth_token is None:
         err.print(
             "[bold red]WARNING: TWILIO_AUTH_TOKEN is not set. Webhooks are NOT "
             "authenticated: anyone who can reach this server can start calls.[/bold red]"
         )
 
     async def open_agent() -> Agent:
-        return await Agent.open(AgentOptions(profile=profile))
+        options = AgentOptions(profile=settings.profile, database_url=settings.database_url)
+        return await Agent.open(options)
 
-    settings = ServerSettings(auth_token=token, public_url=public_url)
-    console.print(f"frontdesk: Twilio voice webhook at http://{host}:{port}/twilio/voice")
-    uvicorn.run(create_app(open_agent, settings), host=host, port=port)
+    server = ServerSettings(auth_token=settings.twilio_auth_token, public_url=settings.public_url)
+    console.print(
+        f"frontdesk: Twilio voice webhook at http://{settings.host}:{settings.port}/twilio/voice"
+    )
+    uvicorn.run(create_app(open_agent, server), host=settings.host, port=settings.port)
 
 
 def main() -> None:

@@ -1,0 +1,86 @@
+"""``frontdesk serve``'s settings: a YAML file, then environment variables, then flags.
+
+Each layer overrides the one before, so a deployment can keep its file in version control
+and its secrets in the environment::
+
+    # frontdesk.yaml
+    host: 0.0.0.0
+    port: 8080
+    public_url: https://frontdesk.example.com
+    profile: profiles/my-practice.yaml
+    database_url: postgresql+psycopg://frontdesk@db/frontdesk
+
+Environment: ``TWILIO_AUTH_TOKEN``, ``TWILIO_ACCOUNT_SID``, ``FRONTDESK_PUBLIC_URL``,
+``FRONTDESK_DATABASE_URL``, ``FRONTDESK_PROFILE``, ``FRONTDESK_HOST``, ``FRONTDESK_PORT``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+ENVIRONMENT = {
+    "host": "FRONTDESK_HOST",
+    "port": "FRONTDESK_PORT",
+    "public_url": "FRONTDESK_PUBLIC_URL",
+    "profile": "FRONTDESK_PROFILE",
+    "database_url": "FRONTDESK_DATABASE_URL",
+    "twilio_auth_token": "TWILIO_AUTH_TOKEN",
+    "twilio_account_sid": "TWILIO_ACCOUNT_SID",
+}
+"""Which environment variable sets which field."""
+
+
+class ConfigError(ValueError):
+    """The configuration file or a setting is unusable; the message says which and why."""
+
+
+class ServeConfig(BaseModel):
+    """Everything ``frontdesk serve`` needs; all optional but where it listens."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    public_url: str | None = None
+    """The https URL Twilio reaches this server at (signatures are checked against it)."""
+    profile: Path | None = None
+    database_url: str | None = None
+    twilio_auth_token: str | None = None
+    twilio_account_sid: str | None = None
+
+
+def load_serve_config(
+    path: str | Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> ServeConfig:
+    """The file at ``path`` (YAML), overridden by ``env`` (default: the process
+    environment), overridden by ``overrides`` (command-line flags; None values ignored)."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path} must be a mapping of settings, not {type(loaded).__name__}")
+        values.update(loaded or {})
+    values.update({field: env[name] for field, name in ENVIRONMENT.items() if env.get(name)})
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        return ServeConfig(**values)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
+        )
+        raise ConfigError(f"bad settings ({problems})") from exc
