@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from frontdesk.server.config import ConfigError, load_serve_config
+from frontdesk.speech.turns import EndpointConfig
 
 
 def test_file_then_environment_then_flags(tmp_path: Path) -> None:
@@ -63,3 +64,26 @@ def test_serve_refuses_a_bad_config_before_loading_anything(tmp_path: Path) -> N
     )
     assert done.returncode == 2
     assert "prot" in done.stderr
+
+
+def test_tuning_and_clock_reach_the_agent(tmp_path: Path) -> None:
+    path = tmp_path / "frontdesk.yaml"
+    path.write_text(
+        "endpointing: {complete_s: 0.1, incomplete_s: 0.1}\nbarge_in: false\n"
+        "fixed_now: 2026-11-23T09:30:00-05:00\n"
+    )
+    options = load_serve_config(path, env={}).agent_options()
+    assert options.endpoint is not None and options.call is not None and options.now is not None
+    assert (options.endpoint.complete_s, options.endpoint.incomplete_s) == (0.1, 0.1)
+    assert options.endpoint.number_s == EndpointConfig().number_s  # untouched: the default
+    assert options.call.barge_in is False
+    assert options.now().isoformat() == "2026-11-23T09:30:00-05:00"
+    defaults = load_serve_config(env={}).agent_options()
+    assert defaults.endpoint == EndpointConfig() and defaults.now is None
+
+
+def test_a_clock_without_an_offset_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "frontdesk.yaml"
+    path.write_text("fixed_now: 2026-11-23T09:30:00\n")
+    with pytest.raises(ConfigError, match="UTC offset"):
+        load_serve_config(path, env={})

@@ -133,7 +133,7 @@ def serve(
 
     import uvicorn
 
-    from frontdesk.agent import Agent, AgentOptions
+    from frontdesk.agent import Agent
     from frontdesk.server import ServerSettings, create_app
     from frontdesk.server.config import ConfigError, load_serve_config
 
@@ -153,8 +153,7 @@ def serve(
         )
 
     async def open_agent() -> Agent:
-        options = AgentOptions(profile=settings.profile, database_url=settings.database_url)
-        return await Agent.open(options)
+        return await Agent.open(settings.agent_options())
 
     server = ServerSettings(auth_token=settings.twilio_auth_token, public_url=settings.public_url)
     console.print(

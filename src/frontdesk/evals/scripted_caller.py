@@ -83,12 +83,19 @@ class ScriptedCaller:
                 if i % 2:
                     parts.append(np.zeros(int(INBOUND_RATE * int(piece) / 1000), np.int16))
                 elif piece.strip():
-                    parts.append(await _speak(voice, piece.strip()))
+                    parts.append(await synthesize(voice, piece.strip()))
             audio = np.concatenate(parts) if parts else np.zeros(0, np.int16)
             voiced = np.flatnonzero(np.abs(audio.astype(np.int32)) > 200)
             self._voiced.append((int(voiced[0]), int(voiced[-1]) + 1) if len(voiced) else (0, 0))
             pad = (-len(audio)) % _FRAME
             self._audio.append(np.concatenate([audio, np.zeros(pad, np.int16)]))
+
+    def speech(self) -> np.ndarray:
+        """The voiced part of every prepared line, end to end (for speech levels)."""
+        parts = [
+            audio[a:b] for audio, (a, b) in zip(self._audio, self._voiced, strict=True) if b > a
+        ]
+        return np.concatenate(parts) if parts else np.zeros(0, np.int16)
 
     @property
     def done(self) -> bool:
@@ -211,7 +218,8 @@ class ScriptedCaller:
             self._idle_since = round(self.log[-1].voiced_end / TICK_S)
 
 
-async def _speak(voice: TTS, text: str) -> np.ndarray:
+async def synthesize(voice: TTS, text: str) -> np.ndarray:
+    """``text`` in ``voice``, as 16 kHz PCM."""
     chunks = [frame async for frame in voice.synthesize(text)]
     if not chunks:
         return np.zeros(0, np.int16)

@@ -9,6 +9,7 @@ and its secrets in the environment::
     public_url: https://frontdesk.example.com
     profile: profiles/my-practice.yaml
     database_url: postgresql+psycopg://frontdesk@db/frontdesk
+    endpointing: {complete_s: 0.25, incomplete_s: 2.0}
 
 Environment: ``TWILIO_AUTH_TOKEN``, ``TWILIO_ACCOUNT_SID``, ``FRONTDESK_PUBLIC_URL``,
 ``FRONTDESK_DATABASE_URL``, ``FRONTDESK_PROFILE``, ``FRONTDESK_HOST``, ``FRONTDESK_PORT``.
@@ -18,11 +19,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from frontdesk.agent import AgentOptions
+from frontdesk.call.contracts import CallConfig
+from frontdesk.speech.turns import EndpointConfig
 
 ENVIRONMENT = {
     "host": "FRONTDESK_HOST",
@@ -40,6 +46,21 @@ class ConfigError(ValueError):
     """The configuration file or a setting is unusable; the message says which and why."""
 
 
+_ENDPOINT_DEFAULTS = EndpointConfig()
+
+
+class EndpointTuning(BaseModel):
+    """How long a pause ends the caller's turn (seconds), by how complete it sounds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    complete_s: float = Field(_ENDPOINT_DEFAULTS.complete_s, gt=0, le=10)
+    incomplete_s: float = Field(_ENDPOINT_DEFAULTS.incomplete_s, gt=0, le=10)
+    yes_no_s: float = Field(_ENDPOINT_DEFAULTS.yes_no_s, gt=0, le=10)
+    number_s: float = Field(_ENDPOINT_DEFAULTS.number_s, gt=0, le=10)
+    transcript_wait_s: float = Field(_ENDPOINT_DEFAULTS.transcript_wait_s, gt=0, le=10)
+
+
 class ServeConfig(BaseModel):
     """Everything ``frontdesk serve`` needs; all optional but where it listens."""
 
@@ -53,6 +74,29 @@ class ServeConfig(BaseModel):
     database_url: str | None = None
     twilio_auth_token: str | None = None
     twilio_account_sid: str | None = None
+    endpointing: EndpointTuning = Field(default_factory=lambda: EndpointTuning())
+    barge_in: bool = True
+    """Whether caller speech stops the agent's audio (off only to prove the eval catches it)."""
+    fixed_now: datetime | None = None
+    """Pin the agent's clock (reproducible evaluation runs); must carry a UTC offset."""
+
+    @field_validator("fixed_now")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.utcoffset() is None:
+            raise ValueError("fixed_now needs a UTC offset, e.g. 2026-11-23T09:30:00-05:00")
+        return value
+
+    def agent_options(self) -> AgentOptions:
+        """The agent these settings describe."""
+        now = self.fixed_now
+        return AgentOptions(
+            profile=self.profile,
+            database_url=self.database_url,
+            endpoint=EndpointConfig(**self.endpointing.model_dump()),
+            call=CallConfig(barge_in=self.barge_in),
+            now=(lambda: now) if now is not None else None,
+        )
 
 
 def load_serve_config(
