@@ -35,6 +35,7 @@ from frontdesk.transports.twilio_control import (
     TwilioCredentials,
     TwilioCredentialsError,
 )
+from twilio_support import RecordingHttpClient, Sent
 
 DATA = Path(__file__).parent / "data" / "twilio"
 UPDATE_BODY = (DATA / "call_update_response.json").read_text()
@@ -59,42 +60,6 @@ def _default_twilio_host(monkeypatch: pytest.MonkeyPatch) -> None:
     # The library reads these at construction; a developer's shell must not move the host.
     monkeypatch.delenv("TWILIO_EDGE", raising=False)
     monkeypatch.delenv("TWILIO_REGION", raising=False)
-
-
-@dataclass
-class Sent:
-    """One request as the library handed it to its HTTP client."""
-
-    method: str
-    url: str
-    params: dict | None
-    data: dict | None
-    headers: dict | None
-    auth: tuple[str, str] | None
-
-
-class RecordingHttpClient(AsyncHttpClient):
-    """Records each request and answers with the next queued (status, body)."""
-
-    def __init__(self, *answers: tuple[int, str]) -> None:
-        super().__init__(logger=None, is_async=True)  # type: ignore[arg-type]
-        self.answers = list(answers)
-        self.sent: list[Sent] = []
-
-    async def request(  # type: ignore[override]
-        self,
-        method: str,
-        uri: str,
-        params: dict | None = None,
-        data: dict | None = None,
-        headers: dict | None = None,
-        auth: tuple[str, str] | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109 (the library's signature)
-        allow_redirects: bool = False,
-    ) -> Response:
-        self.sent.append(Sent(method, uri, params, data, headers, auth))
-        status, body = self.answers.pop(0)
-        return Response(status, body)
 
 
 def control(http: AsyncHttpClient, **credentials: str) -> TwilioCallControl:

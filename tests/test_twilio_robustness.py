@@ -9,6 +9,7 @@ import base64
 import json
 import logging
 import random
+import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,12 +21,23 @@ import websockets
 from frontdesk.agent import Agent
 from frontdesk.evals.scripted_caller import CallerLine
 from frontdesk.evals.twilio_webhook import answer_webhook, new_sid
+from frontdesk.server import ServerSettings, create_app
 from frontdesk.server.background import BackgroundServer
-from twilio_support import AUTH_TOKEN, call_record, place_call, serving, words
+from frontdesk.transports.twilio_control import TwilioCallControl, TwilioCredentials
+from twilio_support import (
+    AUTH_TOKEN,
+    RecordingHttpClient,
+    call_record,
+    place_call,
+    serving,
+    words,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 FUZZ_MESSAGES = 1200
+ACCOUNT = "AC" + "1" * 32
+DATA = Path(__file__).parent / "data" / "twilio"
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -282,3 +294,37 @@ async def test_a_key_press_over_the_socket_reaches_a_person(
     # The caller heard the hand-off line before the stream closed.
     pressed = log.times("dtmf_out")[0]
     assert any(e.kind == "media_in" and e.at > pressed for e in log.events)
+
+
+async def test_a_transfer_redirects_the_live_call_through_twilios_rest_api(
+    agent: Agent, tmp_path: Path
+) -> None:
+    """With REST call control configured, the hand-off becomes a Calls update whose TwiML
+    dials the practice's number, sent after the agent's own hand-off line played."""
+    answer = (DATA / "call_update_response.json").read_text()
+    http = RecordingHttpClient((200, answer))
+    control = TwilioCallControl(TwilioCredentials(ACCOUNT, auth_token=AUTH_TOKEN), http_client=http)
+    running = BackgroundServer("127.0.0.1")
+    settings = ServerSettings(auth_token=AUTH_TOKEN, public_url=running.base_url)
+    await running.start(create_app(agent, settings, call_control=control))
+    try:
+        log = await place_call(running, tmp_path, CallerLine(dtmf="0"))
+    finally:
+        await running.stop()
+    assert len(http.sent) == 1, http.sent
+    sent = http.sent[0]
+    assert sent.method == "POST"
+    assert (
+        sent.url
+        == f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}/Calls/{log.call_sid}.json"
+    )
+    assert sent.auth == (ACCOUNT, AUTH_TOKEN)
+    assert sent.data is not None
+    dial = ET.fromstring(sent.data["Twiml"]).find("Dial")
+    assert dial is not None and dial.text == agent.profile.handoff_number
+    # The agent said its line itself before the redirect (no second line in Twilio's voice).
+    assert ET.fromstring(sent.data["Twiml"]).find("Say") is None
+    record = await call_record(agent, log.call_sid)
+    assert record["outcome"] == "escalated"
+    agent_lines = [t for t in record["turns"] if t["speaker"] == "agent"]
+    assert not agent_lines[-1]["interrupted"], "the hand-off line played to the end"

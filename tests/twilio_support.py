@@ -6,10 +6,13 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
+from twilio.http.async_http_client import AsyncHttpClient
+from twilio.http.response import Response
 
 from frontdesk.agent import Agent
 from frontdesk.evals.local_call import new_caller_number
@@ -69,3 +72,39 @@ async def call_record(agent: Agent, call_sid: str) -> dict[str, Any]:
 def words(text: str) -> list[str]:
     """Lower-case words of ``text``."""
     return re.findall(r"[a-z0-9']+", text.lower())
+
+
+@dataclass
+class Sent:
+    """One request as the library handed it to its HTTP client."""
+
+    method: str
+    url: str
+    params: dict | None
+    data: dict | None
+    headers: dict | None
+    auth: tuple[str, str] | None
+
+
+class RecordingHttpClient(AsyncHttpClient):
+    """Records each request and answers with the next queued (status, body)."""
+
+    def __init__(self, *answers: tuple[int, str]) -> None:
+        super().__init__(logger=None, is_async=True)  # type: ignore[arg-type]
+        self.answers = list(answers)
+        self.sent: list[Sent] = []
+
+    async def request(  # type: ignore[override]
+        self,
+        method: str,
+        uri: str,
+        params: dict | None = None,
+        data: dict | None = None,
+        headers: dict | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 (the library's signature)
+        allow_redirects: bool = False,
+    ) -> Response:
+        self.sent.append(Sent(method, uri, params, data, headers, auth))
+        status, body = self.answers.pop(0)
+        return Response(status, body)

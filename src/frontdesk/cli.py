@@ -155,11 +155,92 @@ def serve(
     async def open_agent() -> Agent:
         return await Agent.open(settings.agent_options())
 
-    server = ServerSettings(auth_token=settings.twilio_auth_token, public_url=settings.public_url)
+    server = ServerSettings(
+        auth_token=settings.twilio_auth_token,
+        public_url=settings.public_url,
+        account_sid=settings.twilio_account_sid,
+        api_key=settings.twilio_api_key,
+        api_secret=settings.twilio_api_secret,
+        transfer_caller_id=settings.transfer_caller_id,
+    )
     console.print(
         f"frontdesk: Twilio voice webhook at http://{settings.host}:{settings.port}/twilio/voice"
     )
     uvicorn.run(create_app(open_agent, server), host=settings.host, port=settings.port)
+
+
+@app.command("eval")
+def evaluate(
+    url: str | None = typer.Option(
+        None, help="a running agent (http(s):// or ws(s)://host:port); none: start one here"
+    ),
+    battery: Path | None = typer.Option(None, help="folder of scenario YAML files"),
+    only: list[str] | None = typer.Option(None, help="run only this scenario (repeatable)"),
+    auth_token: str | None = typer.Option(
+        None, envvar="TWILIO_AUTH_TOKEN", help="the agent's Twilio auth token (signs webhooks)"
+    ),
+    database_url: str | None = typer.Option(
+        None, help="the agent's database, to verify bookings and outcomes (with --url)"
+    ),
+    profile: Path | None = typer.Option(None, help="the agent's profile (its timezone)"),
+    fixed_now: str | None = typer.Option(
+        None, help="pin the local agent's clock, e.g. 2026-11-23T09:30:00-05:00"
+    ),
+    workdir: Path | None = typer.Option(None, help="where recordings go [a temp folder]"),
+    json_path: Path | None = typer.Option(None, "--json", help="write results as JSON"),
+    html_path: Path | None = typer.Option(None, "--html", help="write a self-contained report"),
+) -> None:
+    """Call the agent with the evaluation battery and score the six production checks.
+
+    Exits 1 when any check fails, so it can gate a deployment.
+    """
+    import tempfile
+
+    from frontdesk.brain.profile import load_profile
+    from frontdesk.evals.battery import BatteryError, Target
+    from frontdesk.evals.html_report import write_html
+    from frontdesk.evals.local_server import LocalServer
+    from frontdesk.evals.runner import run_battery
+    from frontdesk.evals.scenario import ScenarioError, load_battery
+    from frontdesk.evals.scorecard import ScenarioScore, Scorecard, print_scorecard
+
+    try:
+        scenarios = load_battery(battery, only or None)
+    except ScenarioError as exc:
+        _fail(str(exc))
+    timezone = load_profile(profile).timezone
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="frontdesk-eval-"))
+    console.print(f"{len(scenarios)} scenarios; recordings in {workdir}")
+
+    def progress(result: ScenarioScore) -> None:
+        verdict = "[green]pass[/green]" if result.passed else "[red]FAIL[/red]"
+        console.print(f"  {result.name}: {result.outcome or '?'} {verdict}")
+
+    async def run() -> Scorecard:
+        if url is not None:
+            target = Target(url, auth_token, database_url)
+            return await run_battery(
+                target, scenarios, workdir, timezone=timezone, on_scenario=progress
+            )
+        settings = {"profile": profile, "fixed_now": fixed_now}
+        server = LocalServer(workdir, {k: v for k, v in settings.items() if v is not None})
+        async with server as target:
+            return await run_battery(
+                target, scenarios, workdir, timezone=timezone, on_scenario=progress
+            )
+
+    try:
+        card = asyncio.run(run())
+    except (BatteryError, RuntimeError, ValueError) as exc:
+        _fail(str(exc))
+    print_scorecard(card, console)
+    if json_path is not None:
+        card.write_json(json_path)
+        console.print(f"JSON: {json_path}")
+    if html_path is not None:
+        write_html(card, html_path)
+        console.print(f"HTML report: {html_path}")
+    raise typer.Exit(0 if card.passed else 1)
 
 
 def main() -> None:

@@ -34,6 +34,7 @@ from twilio.twiml.voice_response import Connect, VoiceResponse
 
 from frontdesk.agent import Agent
 from frontdesk.transports.twilio import StreamRejected, TwilioMediaStream
+from frontdesk.transports.twilio_control import TwilioCallControl, TwilioCredentialsError
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,13 @@ class ServerSettings:
     start_timeout_s: float = 10.0
     """How long a new media socket may take to send ``start``."""
     max_status_records: int = 10_000
+    account_sid: str | None = None
+    """TWILIO_ACCOUNT_SID: with the auth token (or an API key), hang-ups and transfers go
+    through Twilio's REST API; without it they only close the media socket."""
+    api_key: str | None = None
+    api_secret: str | None = None
+    transfer_caller_id: str | None = None
+    """The caller ID a transferred call shows the human (default: Twilio's choice)."""
 
 
 @dataclass(slots=True)
@@ -109,10 +117,35 @@ AgentSource = Agent | Callable[[], Awaitable[Agent]]
 """An open Agent (the caller closes it) or a factory the app opens at start-up and closes."""
 
 
-def create_app(agent: AgentSource, settings: ServerSettings | None = None) -> FastAPI:
-    """The FastAPI app serving Twilio calls with ``agent``."""
+def call_control_for(settings: ServerSettings) -> TwilioCallControl | None:
+    """REST call control with the configured credentials, or None (logged) without them."""
+    if settings.account_sid is None:
+        log.warning("no TWILIO_ACCOUNT_SID: hang-ups and transfers only close the media socket")
+        return None
+    try:
+        return TwilioCallControl.from_env(
+            {},
+            account_sid=settings.account_sid,
+            auth_token=settings.auth_token,
+            api_key=settings.api_key,
+            api_secret=settings.api_secret,
+        )
+    except TwilioCredentialsError as exc:
+        log.warning("Twilio REST call control is off: %s", exc)
+        return None
+
+
+def create_app(
+    agent: AgentSource,
+    settings: ServerSettings | None = None,
+    *,
+    call_control: TwilioCallControl | None = None,
+) -> FastAPI:
+    """The FastAPI app serving Twilio calls with ``agent``. ``call_control`` (default: from
+    the settings' credentials) ends and transfers calls through Twilio's REST API."""
     settings = settings or ServerSettings()
     state = ServerState(settings)
+    control = call_control if call_control is not None else call_control_for(settings)
     holder: dict[str, Agent] = {}
     if isinstance(agent, Agent):
         holder["agent"] = agent
@@ -132,6 +165,8 @@ def create_app(agent: AgentSource, settings: ServerSettings | None = None) -> Fa
         finally:
             if owned is not None:
                 await owned.aclose()
+            if control is not None and call_control is None:
+                await control.aclose()
 
     app = FastAPI(title="frontdesk", lifespan=lifespan)
     app.state.frontdesk = state
@@ -190,7 +225,9 @@ def create_app(agent: AgentSource, settings: ServerSettings | None = None) -> Fa
     @app.websocket(MEDIA_PATH)
     async def media(websocket: WebSocket) -> None:
         await websocket.accept()
-        stream = TwilioMediaStream(websocket)
+        stream = TwilioMediaStream(
+            websocket, call_control=control, transfer_caller_id=settings.transfer_caller_id
+        )
         try:
             start = await asyncio.wait_for(stream.read_start(), settings.start_timeout_s)
         except (StreamRejected, TimeoutError) as exc:

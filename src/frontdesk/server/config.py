@@ -11,7 +11,8 @@ and its secrets in the environment::
     database_url: postgresql+psycopg://frontdesk@db/frontdesk
     endpointing: {complete_s: 0.25, incomplete_s: 2.0}
 
-Environment: ``TWILIO_AUTH_TOKEN``, ``TWILIO_ACCOUNT_SID``, ``FRONTDESK_PUBLIC_URL``,
+Environment: ``TWILIO_AUTH_TOKEN``, ``TWILIO_ACCOUNT_SID`` (``TWILIO_API_KEY`` and
+``TWILIO_API_SECRET`` instead of the auth token for REST calls), ``FRONTDESK_PUBLIC_URL``,
 ``FRONTDESK_DATABASE_URL``, ``FRONTDESK_PROFILE``, ``FRONTDESK_HOST``, ``FRONTDESK_PORT``.
 """
 
@@ -38,6 +39,8 @@ ENVIRONMENT = {
     "database_url": "FRONTDESK_DATABASE_URL",
     "twilio_auth_token": "TWILIO_AUTH_TOKEN",
     "twilio_account_sid": "TWILIO_ACCOUNT_SID",
+    "twilio_api_key": "TWILIO_API_KEY",
+    "twilio_api_secret": "TWILIO_API_SECRET",
 }
 """Which environment variable sets which field."""
 
@@ -74,6 +77,10 @@ class ServeConfig(BaseModel):
     database_url: str | None = None
     twilio_auth_token: str | None = None
     twilio_account_sid: str | None = None
+    """With it, hang-ups and transfers go through Twilio's REST API."""
+    twilio_api_key: str | None = None
+    twilio_api_secret: str | None = None
+    transfer_caller_id: str | None = None
     endpointing: EndpointTuning = Field(default_factory=lambda: EndpointTuning())
     barge_in: bool = True
     """Whether caller speech stops the agent's audio (off only to prove the eval catches it)."""

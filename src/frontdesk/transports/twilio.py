@@ -25,7 +25,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +42,7 @@ from frontdesk.transports.base import (
     MarkPlayed,
     TransportEvent,
 )
+from frontdesk.transports.twilio_control import TwilioCallControl, TwilioCallControlError
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +74,10 @@ class TwilioMediaStream:
     """The Transport protocol over one accepted Media Streams WebSocket.
 
     Call :meth:`read_start` first (the server checks the announced parameters), then hand
-    the stream to a Call. :meth:`hang_up` and :meth:`transfer` only close the socket:
-    ending or redirecting the phone call itself goes through Twilio's REST API, which is a
-    separate piece (Twilio ends a ``<Connect><Stream>`` call's stream leg when the socket
-    closes and continues with the TwiML after ``<Connect>``).
+    the stream to a Call. With ``call_control`` (Twilio's REST API), :meth:`hang_up` ends
+    the phone call and :meth:`transfer` redirects it to ``<Dial>`` the number; without it
+    they only close the socket (Twilio then ends a ``<Connect><Stream>`` call, as the voice
+    webhook's TwiML has nothing after ``<Connect>``).
     """
 
     name = "twilio"
@@ -88,8 +89,12 @@ class TwilioMediaStream:
         *,
         caller_number: str | None = None,
         lookahead_s: float = DEFAULT_LOOKAHEAD_S,
+        call_control: TwilioCallControl | None = None,
+        transfer_caller_id: str | None = None,
     ) -> None:
         self.websocket = websocket
+        self.call_control = call_control
+        self.transfer_caller_id = transfer_caller_id
         self.caller_number = caller_number
         self.start_info: StreamStart | None = None
         self.transfers: list[str] = []
@@ -312,19 +317,36 @@ class TwilioMediaStream:
 
     # --- call control -----------------------------------------------------------------
     async def hang_up(self) -> None:
-        """End the call from the agent's side by closing the media socket (REST call
-        control is a separate piece)."""
+        """End the call from the agent's side: the phone call through the REST API (when
+        configured), then the media socket."""
         self.ended_by = self.ended_by or "agent"
         self._end("agent hung up", by="agent")
+        await self._control("hang up", lambda control, sid: control.hang_up(sid))
         await self.aclose()
 
     async def transfer(self, number: str) -> None:
-        """Note the transfer and close the media socket; redirecting the live call to
-        ``number`` goes through Twilio's REST API, which is a separate piece."""
+        """Redirect the live call to ``<Dial>`` ``number`` (the agent has already said its
+        hand-off line, so the TwiML adds none), then close the media socket. Without REST
+        call control, or if Twilio refuses, the socket closes and the call ends."""
         self.transfers.append(number)
         self.ended_by = self.ended_by or "agent"
         self._end(f"transferred to {number}", by="agent")
+        await self._control(
+            "transfer",
+            lambda control, sid: control.transfer(sid, number, caller_id=self.transfer_caller_id),
+        )
         await self.aclose()
+
+    async def _control(
+        self, what: str, request: Callable[[TwilioCallControl, str], Awaitable[None]]
+    ) -> None:
+        sid = self.start_info.call_sid if self.start_info else None
+        if self.call_control is None or sid is None:
+            return
+        try:
+            await request(self.call_control, sid)
+        except TwilioCallControlError as exc:
+            log.warning("twilio stream %s: could not %s the call: %s", self.stream_sid, what, exc)
 
     async def aclose(self) -> None:
         """Close the socket (idempotent)."""
