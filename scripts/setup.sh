@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PY=${PYTHON:-python3}
-SYSTEM_PACKAGES=(espeak-ng sox libsox-fmt-all flite)
+SYSTEM_PACKAGES=(espeak-ng sox libsox-fmt-all flite postgresql-15 sip-tester baresip-core tcpdump)
 STAMP=.venv/.frontdesk-installed
 
 missing=()
@@ -35,6 +35,9 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$want" ]; then
     .venv/bin/python -m pip install -q --no-deps silero-vad==6.2.3
     # Only for bench/endpointing.py: the smart-turn v3.2 ONNX file inside the wheel (BSD-2).
     .venv/bin/python -m pip install -q --no-deps pipecat-ai==1.14.0
+    # caldav declares niquests, whose urllib3-future overrides urllib3 for every package at
+    # interpreter start; caldav runs on requests (pinned) without it.
+    .venv/bin/python -m pip install -q --no-deps caldav==3.6.0
     .venv/bin/python -m pip install -q --no-deps -e .
     echo "$want" > "$STAMP"
 fi

@@ -243,6 +243,16 @@ async def test_crm_upserts_one_contact_per_number(db: Database) -> None:
         await crm.find_contact("anonymous")
 
 
+async def test_crm_finds_a_contact_by_id(db: Database) -> None:
+    crm = SQLCRM(db)
+    dana = await crm.upsert_contact("(555) 010-2030", name="Dana Scully")
+    await crm.upsert_contact("555-010-9999", name="Fox Mulder")
+    found = await crm.get_contact(dana.id)
+    assert found == dana
+    assert (found.name, found.phone) == ("Dana Scully", "+15550102030")
+    assert await crm.get_contact(dana.id + 1000) is None
+
+
 async def test_crm_log_outcome_writes_contact_and_call(db: Database) -> None:
     store = CallStore(db)
     crm = SQLCRM(db)

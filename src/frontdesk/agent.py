@@ -6,6 +6,7 @@ This is the one place that chooses providers; the Call it builds knows only prot
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -140,7 +141,7 @@ class Agent:
         options = options or AgentOptions()
         profile = load_profile(options.profile)
         db = Database(options.database_url)
-        db.create_all()
+        await asyncio.to_thread(db.upgrade)  # migrations (Alembic): any schema it finds
         owned = stt is None, tts is None
         stt = stt or load_stt(options.stt, **stt_options(options.stt, profile))
         tts = tts or load_tts(options.tts)

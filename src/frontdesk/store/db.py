@@ -1,4 +1,4 @@
-"""The database connection: engine, sessions, and the SQLite settings a phone agent needs.
+"""The database connection: engine, sessions, and the write locking a phone agent needs.
 
 Sessions are synchronous; async callers wrap their work in :meth:`Database.run`, which runs
 it on the database's own worker threads: a slow disk never stalls the call loop, and a record
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, MetaData, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
@@ -29,8 +30,19 @@ DEFAULT_DATABASE_URL = "sqlite:///var/frontdesk.db"
 DB_WORKER_THREADS = 4
 """Worker threads per :class:`Database` for blocking database work."""
 
-SQLITE_BUSY_TIMEOUT_MS = 10_000
-"""How long a SQLite writer waits for another writer before giving up with an error."""
+WRITE_LOCK_TIMEOUT_MS = 10_000
+"""How long a writer waits for another writer's lock before giving up with an error."""
+
+WRITE_LOCK_KEY = 0x66_64_77_72_69_74_65  # "fdwrite"
+"""The PostgreSQL advisory lock key that :meth:`Database.exclusive_session` holds."""
+
+CONNECT_TIMEOUT_S = 10
+"""How long opening a connection to a database server may take."""
+
+SUPPORTED_BACKENDS = ("sqlite", "postgresql")
+
+OPTIONAL_MODEL_MODULES = ("frontdesk.store.outbox",)
+"""Modules that add tables to :class:`Base` when they exist (imported by :func:`model_metadata`)."""
 
 T = TypeVar("T")
 
@@ -40,19 +52,59 @@ def database_url_from_env() -> str:
     return os.environ.get("FRONTDESK_DATABASE_URL") or DEFAULT_DATABASE_URL
 
 
+def normalize_database_url(url: str) -> str:
+    """``url`` with a PostgreSQL URL that names no driver pointed at psycopg 3.
+
+    ``postgres://`` (as many hosting providers write it) and ``postgresql://`` both become
+    ``postgresql+psycopg://``; every other URL is returned unchanged.
+    """
+    scheme, separator, rest = url.partition("://")
+    if separator and scheme in ("postgres", "postgresql"):
+        return f"postgresql+psycopg://{rest}"
+    return url
+
+
+def model_metadata() -> MetaData:
+    """The metadata of every frontdesk table: the models, and the optional modules present.
+
+    Both ``create_all`` and the migrations use it, so the two build the same schema.
+    """
+    for name in OPTIONAL_MODEL_MODULES:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as error:
+            if error.name != name:
+                raise  # the module exists but one of its own imports is missing
+    return Base.metadata
+
+
 class Database:
     """One database: an engine, a session factory and the schema.
 
-    On SQLite the file's directory is created, the journal is WAL (readers never block the
-    writer), writers wait up to :data:`SQLITE_BUSY_TIMEOUT_MS` for each other, and
-    :meth:`exclusive_session` takes the write lock up front (``BEGIN IMMEDIATE``) so a
-    read-check-write sequence such as a booking cannot interleave with another one.
+    Two backends are supported, with the same guarantees:
+
+    - SQLite: the file's directory is created, the journal is WAL (readers never block the
+      writer), writers wait up to :data:`WRITE_LOCK_TIMEOUT_MS` for each other, and
+      :meth:`exclusive_session` takes the write lock up front (``BEGIN IMMEDIATE``).
+    - PostgreSQL (psycopg 3): transactions are READ COMMITTED, and :meth:`exclusive_session`
+      first takes a transaction-scoped advisory lock (:data:`WRITE_LOCK_KEY`), waiting up
+      to :data:`WRITE_LOCK_TIMEOUT_MS` for it.
+
+    Either way a read-check-write sequence such as a booking cannot interleave with
+    another one, in this process or any other using the same database.
     """
 
     def __init__(self, url: str | None = None, *, echo: bool = False) -> None:
-        self.url = url or database_url_from_env()
+        self.url = normalize_database_url(url or database_url_from_env())
         parsed = make_url(self.url)
-        self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        backend = parsed.get_backend_name()
+        if backend not in SUPPORTED_BACKENDS:
+            raise ValueError(
+                f"unsupported database {backend!r} in {parsed.render_as_string()!r}: "
+                f"frontdesk runs on {' or '.join(SUPPORTED_BACKENDS)}"
+            )
+        self.is_sqlite = backend == "sqlite"
+        self.is_postgresql = backend == "postgresql"
         engine_args: dict[str, Any] = {"echo": echo}
         if self.is_sqlite:
             database = parsed.database or ""
@@ -61,33 +113,51 @@ class Database:
                 Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
             engine_args["connect_args"] = {
                 "check_same_thread": False,
-                "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
+                "timeout": WRITE_LOCK_TIMEOUT_MS / 1000,
             }
             if in_memory:
                 # One shared connection, or every worker thread would see its own empty
                 # database; fine for tests and demos, not for concurrent writers.
                 engine_args["poolclass"] = StaticPool
         else:
+            # A server that is down or unreachable is an error within seconds, not a hang.
+            engine_args["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
             engine_args["pool_pre_ping"] = True
+            # Stated, not assumed from the server's default: exclusive_session relies on
+            # each statement seeing what was committed before it started.
+            engine_args["isolation_level"] = "READ COMMITTED"
         self.engine: Engine = create_engine(self.url, **engine_args)
         if self.is_sqlite:
             _configure_sqlite(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        # Same pool, but its transactions take the write lock (SQLite) or are serializable.
-        exclusive_engine = (
-            self.engine.execution_options(frontdesk_begin_immediate=True)
+        # SQLite: same pool, but every transaction takes the write lock when it begins.
+        self._immediate_sessions = (
+            sessionmaker(
+                self.engine.execution_options(frontdesk_begin_immediate=True),
+                expire_on_commit=False,
+            )
             if self.is_sqlite
-            else self.engine.execution_options(isolation_level="SERIALIZABLE")
-        )
-        self._exclusive_sessions = sessionmaker(exclusive_engine, expire_on_commit=False)
-        self._begin_immediate_sessions = (
-            self._exclusive_sessions if self.is_sqlite else self._sessions
+            else self._sessions
         )
         self._executor = ThreadPoolExecutor(DB_WORKER_THREADS, thread_name_prefix="frontdesk-db")
 
     def create_all(self) -> None:
-        """Create every table and index that does not exist yet."""
-        Base.metadata.create_all(self.engine)
+        """Create every table and index that does not exist yet (no migration history: use
+        :meth:`upgrade` for a database that will be upgraded later)."""
+        model_metadata().create_all(self.engine)
+
+    def upgrade(self) -> None:
+        """Bring the schema to the newest migration (Alembic), adopting a database that
+        :meth:`create_all` made earlier. Safe to call from several processes at once."""
+        from frontdesk.store.migrate import upgrade_connection  # imports alembic: lazily
+
+        engine = (
+            self.engine.execution_options(frontdesk_begin_immediate=True)
+            if self.is_sqlite
+            else self.engine
+        )
+        with engine.begin() as connection:
+            upgrade_connection(connection)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -95,15 +165,24 @@ class Database:
 
         On SQLite it takes the write lock when it begins: a deferred transaction that reads
         and then writes fails at once with "database is locked" (no busy wait) if another
-        writer committed in between, and every record write here reads first.
+        writer committed in between, and every record write here reads first. On
+        PostgreSQL it is a plain READ COMMITTED transaction.
         """
-        with self._begin_immediate_sessions() as session, session.begin():
+        with self._immediate_sessions() as session, session.begin():
             yield session
 
     @contextmanager
     def exclusive_session(self) -> Iterator[Session]:
-        """Like :meth:`session`, but no other writer can interleave with this transaction."""
-        with self._exclusive_sessions() as session, session.begin():
+        """Like :meth:`session`, but no other exclusive session can interleave with this
+        transaction: what it reads stays true until it commits, as far as other exclusive
+        writers go. Raises ``OperationalError`` if the lock is not had within
+        :data:`WRITE_LOCK_TIMEOUT_MS`."""
+        with self._immediate_sessions() as session, session.begin():
+            if self.is_postgresql:
+                # READ COMMITTED takes a new snapshot per statement, so once the lock is
+                # ours every later statement sees what the previous holder committed.
+                session.execute(text(f"SET LOCAL lock_timeout = {WRITE_LOCK_TIMEOUT_MS}"))
+                session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITE_LOCK_KEY})
             yield session
 
     async def run(self, work: Callable[..., T], *args: Any) -> T:
@@ -135,7 +214,7 @@ def _configure_sqlite(engine: Engine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={WRITE_LOCK_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
