@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -14,13 +15,17 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from frontdesk.brain.base import ToolCall
+from frontdesk.brain.base import Message, TextDelta, ToolCall, ToolResult, TurnContext
+from frontdesk.brain.flow import FlowBrain
+from frontdesk.brain.profile import load_profile
 from frontdesk.brain.tools import ToolError, ToolRegistry, ToolRunner
-from frontdesk.business.calendar import SQLCalendar
+from frontdesk.business.caldav_calendar import CalDAVCalendar, CalDAVSettings
+from frontdesk.business.calendar import Calendar, SQLCalendar
 from frontdesk.business.crm import SQLCRM
 from frontdesk.business.hours import BusinessHours
 from frontdesk.business.toolset import FrontDeskEnv, HangUp, Transfer, frontdesk_tools
 from frontdesk.store import CallStore, Database
+from radicale_server import free_port
 
 NY = ZoneInfo("America/New_York")
 MONDAY = date(2026, 3, 2)
@@ -359,9 +364,15 @@ def test_front_desk_tools_are_valid_openai_functions() -> None:
 class FrontDesk:
     """One call's front desk: store, calendar, CRM, env and runner on one database."""
 
-    def __init__(self, db: Database, call_id: str, caller: str | None = CALLER) -> None:
+    def __init__(
+        self,
+        db: Database,
+        call_id: str,
+        caller: str | None = CALLER,
+        calendar: Calendar | None = None,
+    ) -> None:
         self.store = CallStore(db)
-        self.calendar = SQLCalendar(db, HOURS, now=lambda: NOW)
+        self.calendar = calendar or SQLCalendar(db, HOURS, now=lambda: NOW)
         self.crm = SQLCRM(db)
         self.env = FrontDeskEnv(
             calendar=self.calendar,
@@ -381,9 +392,11 @@ class FrontDesk:
         return await self.runner.run(ToolCall(tool, arguments), "reply", live)
 
     @classmethod
-    async def start(cls, db: Database, caller: str | None = CALLER) -> FrontDesk:
+    async def start(
+        cls, db: Database, caller: str | None = CALLER, calendar: Calendar | None = None
+    ) -> FrontDesk:
         call_id = await CallStore(db).start_call("inbound", "local", caller)
-        return cls(db, call_id, caller)
+        return cls(db, call_id, caller, calendar)
 
 
 async def test_check_availability_offers_real_openings(db: Database) -> None:
@@ -523,3 +536,81 @@ async def test_a_service_books_as_long_as_it_takes(db: Database) -> None:
     )
     starts = {slot["start"][11:16] for slot in open_times.data["slots"]}
     assert starts and not starts & {"09:30", "10:00", "10:30"}, starts
+
+
+def unreachable_calendar(hours: BusinessHours) -> CalDAVCalendar:
+    """A real CalDAV adapter pointed at a port on 127.0.0.1 where nothing listens."""
+    settings = CalDAVSettings(f"http://127.0.0.1:{free_port()}/", "frontdesk", "pw")
+    return CalDAVCalendar(settings, hours, now=lambda: NOW)
+
+
+async def test_an_unreachable_calendar_is_a_tool_error_the_caller_can_hear(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    calendar = unreachable_calendar(HOURS)
+    desk = await FrontDesk.start(db, calendar=calendar)
+    await desk.crm.upsert_contact(CALLER, name="Dana Scully")
+    try:
+        with caplog.at_level(logging.WARNING, logger="frontdesk.business.toolset"):
+            check = await desk.run("check_availability", day="2026-03-03")
+            book = await desk.run(
+                "book_appointment", start="2026-03-03T10:00:00-05:00", name="Dana Scully"
+            )
+            lookup = await desk.run("lookup_contact")
+    finally:
+        await calendar.aclose()
+    for failed in (check, book):
+        assert failed.ok is False
+        assert failed.error.startswith("I can't reach the calendar right now")
+        assert "transfer_to_human" in failed.error  # the brain is told to offer a person
+        assert calendar.settings.url not in failed.error  # the address is for the operator
+    assert "cannot reach the CalDAV server" in caplog.text
+    assert calendar.settings.url in caplog.text
+    # The caller is still recognised; only their appointments are unknown.
+    assert lookup.ok and (lookup.data["found"], lookup.data["name"]) == (True, "Dana Scully")
+    assert "calendar cannot be reached" in lookup.data["note"]
+    record = await desk.store.call_record(desk.env.call_id)
+    assert record["outcome"] != "booked" and record["appointments"] == []
+
+
+async def test_the_flow_offers_a_person_when_the_calendar_is_unreachable(db: Database) -> None:
+    profile = load_profile()
+    hours = profile.business_hours()
+    calendar = unreachable_calendar(hours)
+    store = CallStore(db)
+    call_id = await store.start_call("inbound", "local", CALLER)
+    env = FrontDeskEnv(
+        calendar=calendar, crm=SQLCRM(db), store=store, call_id=call_id,
+        caller_number=CALLER, hours=hours, handoff_number=profile.handoff_number,
+        now=lambda: NOW,
+    )  # fmt: skip
+    brain = FlowBrain(profile, now=lambda: NOW)
+    tools = frontdesk_tools()
+    results: list[ToolResult] = []
+
+    async def run_tool(call: ToolCall) -> ToolResult:
+        results.append(await tools.invoke(call, env))
+        return results[-1]
+
+    text = "hi it's ann lee, existing patient, i need a cleaning thursday afternoon"
+    context = TurnContext(
+        call_id=call_id,
+        caller_number=CALLER,
+        history=[Message("agent", brain.greeting()), Message("caller", text)],
+        run_tool=run_tool,
+    )
+    try:
+        spoken = "".join(
+            [
+                event.text
+                async for event in brain.respond(text, context)
+                if isinstance(event, TextDelta)
+            ]
+        )
+    finally:
+        await calendar.aclose()
+    assert [r.name for r in results if not r.ok] == ["check_availability"]
+    assert "can't reach our calendar" in spoken
+    assert "thursday at" not in spoken.lower()  # no made-up times
+    assert env.actions == [Transfer(profile.handoff_number, "calendar unavailable")]
+    assert (await store.call_record(call_id))["outcome"] == "escalated"

@@ -1,4 +1,5 @@
-"""The calendar: free slots and bookings, and the default one kept in the app database.
+"""The calendar: free slots and bookings, the slot grid every backend shares, and the
+default calendar kept in the app database.
 
 Capacity is one appointment at a time. :class:`SQLCalendar` checks for clashes inside a
 write-locked transaction, and the partial unique index on booked start times makes the
@@ -7,7 +8,7 @@ database itself refuse a double booking should two writers ever get past that ch
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Protocol
@@ -45,6 +46,11 @@ class SlotTaken(Exception):
     """The requested time cannot be booked; the message says why, in words for the caller."""
 
 
+class CalendarUnavailable(Exception):
+    """The calendar cannot be read or written right now (its server is down, refuses us or
+    times out); the message says which and why, for the logs, not for the caller."""
+
+
 class Calendar(Protocol):
     """Where appointments live."""
 
@@ -63,7 +69,9 @@ class Calendar(Protocol):
         idempotency_key: str | None,
     ) -> Booking:
         """Book ``start``; raises :class:`SlotTaken` if it is not free, outside opening
-        hours or in the past. A repeated ``idempotency_key`` returns the first booking."""
+        hours or in the past. A repeated ``idempotency_key`` returns the first booking.
+
+        Any method may raise :class:`CalendarUnavailable` when the calendar is out of reach."""
         ...
 
     async def bookings(
@@ -73,10 +81,64 @@ class Calendar(Protocol):
         ...
 
 
-def _require_aware(**moments: datetime) -> None:
+def require_aware(**moments: datetime) -> None:
+    """Raise ValueError naming each argument whose datetime has no timezone."""
     for name, moment in moments.items():
         if moment.tzinfo is None or moment.utcoffset() is None:
             raise ValueError(f"{name} must be timezone-aware, got naive {moment!r}")
+
+
+# --- the slot grid, the same for every calendar backend ------------------------------------
+
+
+def grid_slots(
+    hours: BusinessHours, step: timedelta, day: date, duration: timedelta
+) -> Iterator[Slot]:
+    """Every slot start of ``day``, every ``step`` from each opening, whose whole
+    ``duration`` fits in that opening window."""
+    for window_start, window_end in hours.windows(day):
+        start = window_start
+        while start + duration <= window_end:
+            yield Slot(start, start + duration)
+            start += step
+
+
+def free_grid_slots(
+    hours: BusinessHours,
+    step: timedelta,
+    lower: datetime,
+    end: datetime,
+    duration: timedelta,
+    busy: Iterable[tuple[datetime, datetime]],
+) -> list[Slot]:
+    """Grid slots starting in ``[lower, end)`` that overlap no ``busy`` interval, soonest
+    first, in the business timezone."""
+    taken = list(busy)
+    slots = []
+    day, last_day = hours.local(lower).date(), hours.local(end).date()
+    while day <= last_day:
+        for slot in grid_slots(hours, step, day, duration):
+            if lower <= slot.start < end and not any(
+                slot.start < busy_end and slot.end > busy_start for busy_start, busy_end in taken
+            ):
+                slots.append(slot)
+        day += timedelta(days=1)
+    return slots
+
+
+def check_bookable(
+    hours: BusinessHours, step: timedelta, now: datetime, start: datetime, duration: timedelta
+) -> None:
+    """Raise :class:`SlotTaken` if ``start`` is past, outside opening hours or off the grid
+    (clashes with other bookings are each backend's own check)."""
+    if start <= now:
+        raise SlotTaken("that time has already passed")
+    if not hours.contains(start, start + duration):
+        raise SlotTaken("we are closed at that time")
+    day = hours.local(start).date()
+    if not any(slot.start == start for slot in grid_slots(hours, step, day, duration)):
+        minutes = int(step.total_seconds() // 60)
+        raise SlotTaken(f"appointments start every {minutes} minutes; that is not one")
 
 
 def _booking(appointment: Appointment) -> Booking:
@@ -108,18 +170,10 @@ class SQLCalendar:
         self.step = timedelta(minutes=slot_minutes)
         self.now = now or utc_now
 
-    def _grid(self, day: date, duration: timedelta) -> Iterator[Slot]:
-        """Every slot start of ``day`` whose whole duration fits in an opening window."""
-        for window_start, window_end in self.hours.windows(day):
-            start = window_start
-            while start + duration <= window_end:
-                yield Slot(start, start + duration)
-                start += self.step
-
     async def free_slots(self, start: datetime, end: datetime, duration: timedelta) -> list[Slot]:
         """Free grid slots starting in ``[start, end)`` and not in the past, soonest first,
         in the business timezone."""
-        _require_aware(start=start, end=end)
+        require_aware(start=start, end=end)
         if duration <= timedelta(0):
             raise ValueError(f"duration must be positive, got {duration}")
         return await self.db.run(self._free_slots, start, end, duration)
@@ -139,16 +193,7 @@ class SQLCalendar:
                     )
                 )
             ]
-        slots = []
-        day, last_day = self.hours.local(lower).date(), self.hours.local(end).date()
-        while day <= last_day:
-            for slot in self._grid(day, duration):
-                if lower <= slot.start < end and not any(
-                    slot.start < busy_end and slot.end > busy_start for busy_start, busy_end in busy
-                ):
-                    slots.append(slot)
-            day += timedelta(days=1)
-        return slots
+        return free_grid_slots(self.hours, self.step, lower, end, duration, busy)
 
     async def book(
         self,
@@ -161,7 +206,7 @@ class SQLCalendar:
         idempotency_key: str | None,
     ) -> Booking:
         """Book the slot at ``start`` (see :meth:`Calendar.book`)."""
-        _require_aware(start=start)
+        require_aware(start=start)
         if duration <= timedelta(0):
             raise ValueError(f"duration must be positive, got {duration}")
         return await self.db.run(
@@ -182,7 +227,7 @@ class SQLCalendar:
                 existing = self._by_key(session, idempotency_key, start)
                 if existing is not None:
                     return existing
-                self._check_bookable(start, duration)
+                check_bookable(self.hours, self.step, self.now(), start, duration)
                 end = start + duration
                 clash = session.scalar(
                     select(Appointment.id)
@@ -233,17 +278,6 @@ class SQLCalendar:
             raise ValueError(f"idempotency key {key!r} was already used for another time")
         return _booking(appointment)
 
-    def _check_bookable(self, start: datetime, duration: timedelta) -> None:
-        if start <= self.now():
-            raise SlotTaken("that time has already passed")
-        end = start + duration
-        if not self.hours.contains(start, end):
-            raise SlotTaken("we are closed at that time")
-        day = self.hours.local(start).date()
-        if not any(slot.start == start for slot in self._grid(day, duration)):
-            minutes = int(self.step.total_seconds() // 60)
-            raise SlotTaken(f"appointments start every {minutes} minutes; that is not one")
-
     async def bookings(
         self, call_id: str | None = None, contact_id: int | None = None
     ) -> list[Booking]:
@@ -284,7 +318,7 @@ def describe_slot(moment: datetime, now: datetime, tz: tzinfo | None = None) -> 
 
     Both times are read in ``tz`` (the business timezone; default: ``moment``'s own zone).
     """
-    _require_aware(moment=moment, now=now)
+    require_aware(moment=moment, now=now)
     zone = tz or moment.tzinfo
     local = moment.astimezone(zone)
     days_ahead = (local.date() - now.astimezone(zone).date()).days

@@ -32,6 +32,10 @@ class CRM(Protocol):
         """The contact with this phone number, if any."""
         ...
 
+    async def get_contact(self, contact_id: int) -> ContactInfo | None:
+        """The contact with this id, if any (a booking names its caller by id)."""
+        ...
+
     async def upsert_contact(
         self,
         phone: str,
@@ -81,6 +85,15 @@ class SQLCRM:
     def _find(self, phone: str) -> ContactInfo | None:
         with self.db.session() as session:
             contact = session.scalar(select(Contact).where(Contact.phone == phone))
+            return _info(contact) if contact else None
+
+    async def get_contact(self, contact_id: int) -> ContactInfo | None:
+        """The contact with this id, if any."""
+        return await self.db.run(self._get, contact_id)
+
+    def _get(self, contact_id: int) -> ContactInfo | None:
+        with self.db.session() as session:
+            contact = session.get(Contact, contact_id)
             return _info(contact) if contact else None
 
     async def upsert_contact(

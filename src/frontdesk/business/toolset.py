@@ -2,13 +2,17 @@
 outcome, hand off to a human, hang up.
 
 Names and arguments are a contract with the brain (its prompts and flow refer to them).
-Errors are raised as :class:`ToolError` with a reason the agent can say out loud.
+Errors are raised as :class:`ToolError` with a reason the agent can say out loud. A calendar
+that cannot be reached is one of them (:data:`CALENDAR_UNREACHABLE`): the call goes on, and
+the agent offers a person instead of times it cannot check.
 """
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
@@ -17,15 +21,30 @@ from zoneinfo import ZoneInfo
 from pydantic import Field
 
 from frontdesk.brain.tools import ToolError, ToolRegistry
-from frontdesk.business.calendar import Calendar, Slot, SlotTaken, describe_slot
+from frontdesk.business.calendar import (
+    Calendar,
+    CalendarUnavailable,
+    Slot,
+    SlotTaken,
+    describe_slot,
+)
 from frontdesk.business.crm import CRM
 from frontdesk.business.hours import BusinessHours
 from frontdesk.store.models import normalize_phone, utc_now
 from frontdesk.store.records import CallStore
 
+log = logging.getLogger(__name__)
+
 PartOfDay = Literal["morning", "afternoon", "evening", "any"]
 _DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+# The tool error for a calendar out of reach: the first sentence is for the caller's ears,
+# the rest tells the brain what to do instead.
+CALENDAR_UNREACHABLE = (
+    "I can't reach the calendar right now, so I can't check or book times. Apologise and "
+    "offer to connect the caller with a person (transfer_to_human), or take a message."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +101,17 @@ class FrontDeskEnv:
     def label(self, moment: datetime) -> str:
         """``moment`` as the agent would say it ("tomorrow at 10:30 AM")."""
         return describe_slot(moment, self.now(), self.tz)
+
+
+@contextmanager
+def _calendar_reachable(tool: str) -> Iterator[None]:
+    """Turn :class:`CalendarUnavailable` into :data:`CALENDAR_UNREACHABLE`; the real cause
+    (server, status, timeout) goes to the log for the operator, not to the caller."""
+    try:
+        yield
+    except CalendarUnavailable as error:
+        log.warning("%s: calendar unavailable: %s", tool, error)
+        raise ToolError(CALENDAR_UNREACHABLE) from error
 
 
 def _parse_day(text: str, today: date) -> date:
@@ -175,7 +205,8 @@ async def check_availability(
     else:
         start = now
         end = datetime.combine(today + timedelta(days=env.search_days), time(0), tzinfo=env.tz)
-    free = await env.calendar.free_slots(start, end, duration)
+    with _calendar_reachable("check_availability"):
+        free = await env.calendar.free_slots(start, end, duration)
     free = [slot for slot in free if _part_of_day(slot.start.astimezone(env.tz), part_of_day)]
     chosen = _spread(free, limit, env.tz, per_day=2 if wanted is None else limit)
     result: dict[str, Any] = {
@@ -220,23 +251,24 @@ async def book_appointment(
         raise ToolError(f"{number!r} is not a phone number")
     label = env.label(when)
     contact = await env.crm.upsert_contact(number, name=name)
-    try:
-        booking = await env.calendar.book(
-            when,
-            env.visit(service),
-            contact_id=contact.id,
-            call_id=env.call_id,
-            service=service,
-            idempotency_key=f"{env.call_id}:{when.astimezone(UTC).isoformat()}",
-        )
-    except SlotTaken as refusal:
-        day_start = datetime.combine(when.astimezone(env.tz).date(), time(0), tzinfo=env.tz)
-        nearby = await env.calendar.free_slots(
-            day_start, day_start + timedelta(days=1), env.visit(service)
-        )
-        offer = ", ".join(env.label(slot.start) for slot in nearby[:3])
-        alternatives = f" Open that day: {offer}." if offer else " Nothing else is open that day."
-        raise ToolError(f"Cannot book {label}: {refusal}.{alternatives}") from None
+    with _calendar_reachable("book_appointment"):
+        try:
+            booking = await env.calendar.book(
+                when,
+                env.visit(service),
+                contact_id=contact.id,
+                call_id=env.call_id,
+                service=service,
+                idempotency_key=f"{env.call_id}:{when.astimezone(UTC).isoformat()}",
+            )
+        except SlotTaken as refusal:
+            day_start = datetime.combine(when.astimezone(env.tz).date(), time(0), tzinfo=env.tz)
+            nearby = await env.calendar.free_slots(
+                day_start, day_start + timedelta(days=1), env.visit(service)
+            )
+            offer = ", ".join(env.label(slot.start) for slot in nearby[:3])
+            other = f" Open that day: {offer}." if offer else " Nothing else is open that day."
+            raise ToolError(f"Cannot book {label}: {refusal}.{other}") from None
     summary = f"Booked {label}" + (f" for {service}" if service else "")
     await env.crm.log_outcome(number, env.call_id, "booked", summary)
     return {
@@ -262,19 +294,23 @@ async def lookup_contact(env: FrontDeskEnv, phone: str | None = None) -> dict[st
         raise ToolError(f"{number!r} is not a phone number") from None
     if contact is None:
         return not_found
-    now = env.now()
-    upcoming = [
-        env.label(booking.start)
-        for booking in await env.calendar.bookings(contact_id=contact.id)
-        if booking.start > now
-    ]
-    return {
+    found: dict[str, Any] = {
         "found": True,
         "name": contact.name,
         "email": contact.email,
         "last_outcome": contact.last_outcome,
-        "upcoming": upcoming,
+        "upcoming": [],
     }
+    try:
+        bookings = await env.calendar.bookings(contact_id=contact.id)
+    except CalendarUnavailable as error:
+        # Who is calling is still worth knowing when their appointments cannot be read.
+        log.warning("lookup_contact: calendar unavailable: %s", error)
+        found["note"] = "the calendar cannot be reached, so upcoming appointments are unknown"
+        return found
+    now = env.now()
+    found["upcoming"] = [env.label(b.start) for b in bookings if b.start > now]
+    return found
 
 
 async def update_contact(
