@@ -1,0 +1,450 @@
+"""``LLMBrain``: the agent's brain on any OpenAI-compatible chat completions endpoint.
+
+Each caller turn is one streamed completion with the front-desk tools (OpenAI, Groq,
+Together, vLLM, Ollama, a llama.cpp server): text is yielded token by token (the Call's
+chunker makes sentences of it), and tool calls are run through ``context.run_tool`` (so the
+Call fences them and speaks fillers), their results sent back, and the completion continued
+until the model answers in words.
+
+The context stays bounded: the system prompt, then only the last ``max_history`` messages of
+the conversation. What older turns established and later turns need (the times offered,
+the booking made) is kept in :class:`CallMemory` and restated in the system prompt.
+
+Guardrails outside the model: :class:`BookingPolicy` refuses a booking of a time the
+calendar did not offer in this call, and a second booking unless the caller's own words
+asked for another, whatever the model was talked into.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field
+
+from frontdesk.brain.base import (
+    BrainEvent,
+    EndCall,
+    Message,
+    TextDelta,
+    ToolCall,
+    ToolResult,
+    TurnContext,
+)
+from frontdesk.brain.openai_stream import (
+    ContentDelta,
+    LLMError,
+    StreamedToolCall,
+    StreamEvent,
+    StreamLimits,
+    stream_chat_completion,
+)
+from frontdesk.brain.profile import AgentProfile
+from frontdesk.brain.prompt import business_facts, call_state
+from frontdesk.business.toolset import frontdesk_tools
+
+log = logging.getLogger(__name__)
+
+
+class LLMSettings(BaseModel):
+    """Where the model is and how long to wait for it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    base_url: str = "http://127.0.0.1:8080/v1"
+    """The API root, up to and including ``/v1``."""
+    model: str = "local"
+    api_key: str | None = None
+    connect_timeout_s: float = Field(default=3.0, gt=0)
+    first_token_timeout_s: float = Field(default=8.0, gt=0)
+    """From sending a request to its first token (text or tool call)."""
+    between_tokens_timeout_s: float = Field(default=4.0, gt=0)
+    temperature: float = Field(default=0.3, ge=0, le=2)
+    max_tokens: int = Field(default=200, gt=0)
+    max_history: int = Field(default=16, ge=2)
+    """Conversation messages sent with each request (older ones are dropped)."""
+    max_tool_rounds: int = Field(default=4, ge=1)
+    """Completions per caller turn; the last one may not call tools."""
+    separate_state_message: bool = True
+    """Send the per-turn part of the prompt (clock, call memory) as a second system message,
+    so a server's prompt cache keeps the long static part; turn off for endpoints whose
+    chat template allows only one system message."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> LLMSettings:
+        """Settings from ``FRONTDESK_LLM_BASE_URL``, ``FRONTDESK_LLM_MODEL`` and
+        ``FRONTDESK_LLM_API_KEY`` (unset ones keep their defaults), then ``overrides``."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for name in ("base_url", "model", "api_key"):
+            value = env.get(f"FRONTDESK_LLM_{name.upper()}")
+            if value:
+                values[name] = value
+        return cls(**(values | overrides))
+
+
+@dataclass(slots=True)
+class LLMTurnTimings:
+    """How the model did on one caller turn (seconds from the turn's start)."""
+
+    first_token_s: float | None = None
+    """Until the first token of any kind (text or a tool call's first fragment)."""
+    first_text_s: float | None = None
+    """Until the first text the caller will hear."""
+    total_s: float | None = None
+    requests: int = 0
+    tool_calls: int = 0
+    chunks: int = 0
+
+
+@dataclass(slots=True)
+class CallMemory:
+    """What this call's tool results established, kept when old turns are dropped."""
+
+    offered: dict[datetime, str] = field(default_factory=dict)
+    """Every time ``check_availability`` returned in this call: start -> ISO text."""
+    bookings: list[str] = field(default_factory=list)
+    """Labels of the appointments booked in this call."""
+
+    def note(self, call: ToolCall, result: ToolResult) -> None:
+        """Remember what a tool result means for the rest of the call."""
+        if not result.ok or not isinstance(result.data, Mapping):
+            return
+        if call.name == "check_availability":
+            for slot in result.data.get("slots", []):
+                start = _moment(slot.get("start"))
+                if start is not None:
+                    self.offered[start] = f"{slot['start']} ({slot.get('label', '')})"
+        elif call.name == "book_appointment":
+            self.bookings.append(str(result.data.get("label") or result.data.get("start")))
+
+    def lines(self) -> list[str]:
+        """The memory as sentences for the system prompt."""
+        lines = []
+        if self.offered:
+            recent = list(self.offered.values())[-6:]
+            lines.append("Times check_availability returned: " + "; ".join(recent))
+        if self.bookings:
+            lines.append("Already booked in this call: " + "; ".join(self.bookings))
+        return lines
+
+
+_ANOTHER = re.compile(
+    r"\b(another|second|one more|two appointments|additional|also (book|schedule)|"
+    r"for my (wife|husband|partner|son|daughter|kid|kids|child|children|mom|mother|dad|"
+    r"father|friend))\b",
+    re.IGNORECASE,
+)
+
+
+def asks_for_another_booking(caller_text: str) -> bool:
+    """Whether the caller's own words ask for one more appointment."""
+    return _ANOTHER.search(caller_text) is not None
+
+
+class BookingPolicy:
+    """Rules the model must not be able to break, checked before its tool calls run."""
+
+    def __init__(self, memory: CallMemory, profile: AgentProfile) -> None:
+        self.memory = memory
+        self.profile = profile
+        self._turn_bookings = 0
+
+    def new_turn(self) -> None:
+        """A caller turn starts: at most one booking may come out of it."""
+        self._turn_bookings = 0
+
+    def refusal(self, call: ToolCall, caller_text: str) -> str | None:
+        """Why ``call`` must not run (words for the model), or None to let it run."""
+        if call.name != "book_appointment":
+            return None
+        start = _moment(call.arguments.get("start"), self.profile)
+        if start is None or start not in self.memory.offered:
+            return (
+                "not booked: book only a time that check_availability returned in this call, "
+                "with its start exactly as returned"
+            )
+        if self._turn_bookings or (
+            self.memory.bookings and not asks_for_another_booking(caller_text)
+        ):
+            return (
+                "not booked: this caller already has an appointment from this call and did "
+                "not ask for another one"
+            )
+        return None
+
+    def booked(self) -> None:
+        """A booking went through."""
+        self._turn_bookings += 1
+
+
+def _moment(value: Any, profile: AgentProfile | None = None) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=profile.tz) if profile is not None else None
+    return moment
+
+
+_EXPECT = (
+    ("phone", ("phone number", "number to reach")),
+    ("name", ("your name", "first and last name", "full name")),
+    ("date", ("what day", "which day", "what time", "which time", "which of those", "works")),
+)
+
+
+class LLMBrain:
+    """A brain that thinks with a language model over the OpenAI chat completions API."""
+
+    def __init__(
+        self,
+        profile: AgentProfile,
+        settings: LLMSettings | None = None,
+        now: Callable[[], datetime] | None = None,
+        *,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.profile = profile
+        self.settings = settings or LLMSettings.from_env()
+        self._now = now or (lambda: datetime.now(profile.tz))
+        self.tools = list(tools) if tools is not None else frontdesk_tools().openai_tools()
+        self._client = client
+        self._owns_client = client is None
+        self.memory = CallMemory()
+        self.policy = BookingPolicy(self.memory, profile)
+        self.last_turn_timings: LLMTurnTimings | None = None
+        self._exchanges: list[tuple[str, list[dict[str, Any]]]] = []
+        self._last_reply = ""
+
+    def greeting(self) -> str:
+        """The first line of the call, from the profile."""
+        return self.profile.render(self.profile.greeting)
+
+    def stock_lines(self) -> list[str]:
+        """Lines said word for word in many calls, worth synthesizing ahead of time."""
+        lines = self.profile.lines
+        fixed = (lines.handoff, lines.cannot_answer, lines.urgent, lines.goodbye)
+        return [self.greeting(), *lines.fillers, *(self.profile.render(x) for x in fixed)]
+
+    def now(self) -> datetime:
+        """The current time, from the clock this brain was given."""
+        return self._now()
+
+    def expecting(self) -> str:
+        """What the next caller turn should hold, guessed from the question just asked."""
+        asked = self._last_reply.lower()
+        for kind, phrases in _EXPECT:
+            if any(phrase in asked for phrase in phrases):
+                return kind
+        return "open"
+
+    async def aclose(self) -> None:
+        """Close the HTTP client, if this brain opened it."""
+        if self._client is not None and self._owns_client:
+            await self._client.aclose()
+            self._client = None
+
+    async def warm_up(self) -> float:
+        """Send the system prompt and tools once, so a server with a prompt cache (llama.cpp)
+        has read them before the first caller turn; returns the seconds it took."""
+        started = time.monotonic()
+        context = TurnContext("warm-up", None, [], _no_tools)
+        payload = self._payload(self._messages("Hello.", context), tools=True)
+        payload["max_tokens"] = 1
+        async for _ in self._complete(payload, LLMTurnTimings(), started):
+            pass
+        return time.monotonic() - started
+
+    async def respond(self, text: str, context: TurnContext) -> AsyncIterator[BrainEvent]:
+        """Answer one caller turn; raises ``LLMError`` when the endpoint fails."""
+        started = time.monotonic()
+        timings = LLMTurnTimings()
+        self.last_turn_timings = timings
+        context.metadata["llm"] = timings
+        self.policy.new_turn()
+        caller_text = text or (f"[pressed keys {context.dtmf}]" if context.dtmf else "")
+        messages = self._messages(caller_text, context)
+        exchange: list[dict[str, Any]] = []
+        self._exchanges.append((caller_text, exchange))
+        spoken: list[str] = []
+        ending: str | None = None
+        try:
+            for round_index in range(self.settings.max_tool_rounds):
+                last_round = round_index == self.settings.max_tool_rounds - 1
+                payload = self._payload([*messages, *exchange], tools=not last_round)
+                calls: tuple[StreamedToolCall, ...] = ()
+                said: list[str] = []
+                async for event in self._complete(payload, timings, started):
+                    if isinstance(event, ContentDelta):
+                        if timings.first_text_s is None:
+                            timings.first_text_s = time.monotonic() - started
+                        said.append(event.text)
+                        yield TextDelta(event.text)
+                    else:
+                        calls = event.calls
+                spoken += said
+                if not calls:
+                    break
+                exchange.append(_assistant_tool_message(calls))
+                for call in calls:
+                    result = await self._run(call, caller_text, context)
+                    timings.tool_calls += 1
+                    exchange.append(_tool_message(call, result))
+                    if call.name == "end_call" and result.ok:
+                        ending = "completed"
+        finally:
+            timings.total_s = time.monotonic() - started
+            self._last_reply = "".join(spoken)
+        if ending is not None:
+            yield EndCall(ending)
+        elif not "".join(spoken).strip() and not self._acted(exchange):
+            # Silence is never an answer on a phone call: let the caller's fallback speak.
+            raise LLMError("the model ended its turn without a word for the caller")
+
+    @staticmethod
+    def _acted(exchange: list[dict[str, Any]]) -> bool:
+        """Whether the turn ran a call-control tool (a transfer speaks for itself)."""
+        return any(
+            call["function"]["name"] == "transfer_to_human"
+            for message in exchange
+            for call in message.get("tool_calls", ())
+        )
+
+    # -- one completion --------------------------------------------------------------------
+
+    def _payload(self, messages: list[dict[str, Any]], *, tools: bool) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "model": self.settings.model,
+            "messages": messages,
+            "stream": True,
+            "temperature": self.settings.temperature,
+            "max_tokens": self.settings.max_tokens,
+        }
+        if self.tools:
+            payload["tools"] = self.tools
+            payload["tool_choice"] = "auto" if tools else "none"
+        return payload
+
+    async def _complete(
+        self, payload: dict[str, Any], timings: LLMTurnTimings, started: float
+    ) -> AsyncIterator[StreamEvent]:
+        timings.requests += 1
+        url = self.settings.base_url.rstrip("/") + "/chat/completions"
+        key = self.settings.api_key
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        limits = StreamLimits(
+            self.settings.first_token_timeout_s, self.settings.between_tokens_timeout_s
+        )
+        async for event in stream_chat_completion(self._http(), url, payload, limits, headers):
+            timings.chunks += 1
+            if timings.first_token_s is None:
+                timings.first_token_s = time.monotonic() - started
+            yield event
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            settings = self.settings
+            timeout = httpx.Timeout(
+                settings.first_token_timeout_s + settings.between_tokens_timeout_s,
+                connect=settings.connect_timeout_s,
+            )
+            self._client = httpx.AsyncClient(timeout=timeout)
+        return self._client
+
+    async def _run(
+        self, call: StreamedToolCall, caller_text: str, context: TurnContext
+    ) -> ToolResult:
+        """Run one of the model's tool calls through the policy and the Call."""
+        try:
+            arguments = json.loads(call.arguments) if call.arguments.strip() else {}
+        except json.JSONDecodeError as error:
+            return ToolResult(
+                call.name, ok=False, error=f"arguments are not valid JSON: {error.msg}"
+            )
+        if not isinstance(arguments, dict):
+            return ToolResult(call.name, ok=False, error="arguments must be a JSON object")
+        request = ToolCall(call.name, arguments, call_id=call.id)
+        refusal = self.policy.refusal(request, caller_text)
+        if refusal is not None:
+            log.warning("policy refused %s %s: %s", call.name, arguments, refusal)
+            return ToolResult(call.name, ok=False, error=refusal)
+        try:
+            result = await context.run_tool(request)
+        except Exception as error:  # a broken tool must not take the conversation down
+            log.exception("tool %s failed", call.name)
+            result = ToolResult(call.name, ok=False, error=str(error))
+        self.memory.note(request, result)
+        if call.name == "book_appointment" and result.ok:
+            self.policy.booked()
+        return result
+
+    # -- the conversation as messages ------------------------------------------------------
+
+    def _messages(self, caller_text: str, context: TurnContext) -> list[dict[str, Any]]:
+        """System prompt + the last ``max_history`` messages, with the tool exchanges of
+        earlier turns put back after the caller turn that caused them."""
+        history = list(context.history)
+        if not any(m.role == "caller" and m.text == caller_text for m in history[-2:]):
+            history.append(Message("caller", caller_text))
+        kept = [m for m in history if m.role in ("caller", "agent")][-self.settings.max_history :]
+        pending = list(self._exchanges)
+        state = call_state(self.profile, self._now(), self.memory.lines())
+        facts = business_facts(self.profile)
+        messages: list[dict[str, Any]] = (
+            [{"role": "system", "content": facts}, {"role": "system", "content": state}]
+            if self.settings.separate_state_message
+            else [{"role": "system", "content": f"{facts}\n\n{state}"}]
+        )
+        for index, message in enumerate(kept):
+            if message.role == "agent":
+                text = message.text + (" ..." if message.interrupted else "")
+                messages.append({"role": "assistant", "content": text})
+                continue
+            messages.append({"role": "user", "content": message.text})
+            last = index == len(kept) - 1
+            match = next((i for i, (said, _) in enumerate(pending) if said == message.text), None)
+            if match is not None and not last:
+                messages += pending[match][1]
+                del pending[: match + 1]
+        return messages
+
+
+async def _no_tools(call: ToolCall) -> ToolResult:
+    return ToolResult(call.name, ok=False, error="no tools while warming up")
+
+
+def _assistant_tool_message(calls: Sequence[StreamedToolCall]) -> dict[str, Any]:
+    return {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments or "{}"},
+            }
+            for call in calls
+        ],
+    }
+
+
+def _tool_message(call: StreamedToolCall, result: ToolResult) -> dict[str, Any]:
+    body: dict[str, Any] = {"ok": result.ok}
+    if result.ok:
+        body["result"] = result.data
+    else:
+        body["error"] = result.error
+    return {"role": "tool", "tool_call_id": call.id, "content": json.dumps(body, default=str)}
