@@ -1,0 +1,65 @@
+"""A small fixed-delay jitter buffer, read once per 20 ms tick of the call's clock.
+
+Packets are held by sequence number; playout starts ``depth`` ticks after the first packet
+and then takes one packet per tick. A missing packet plays as silence (None), a late one is
+dropped, and a stream that jumps (a new SSRC, a sender that paused, clocks that drifted
+apart) restarts the playout at the new packet, so delay never builds up.
+"""
+
+from __future__ import annotations
+
+from frontdesk.transports.sip.rtp_packet import RtpPacket, seq_newer
+
+RESYNC_JUMP = 50
+"""A packet this many sequence numbers away from the playout point restarts the playout."""
+
+
+class JitterBuffer:
+    """Reorders RTP packets and hands one per tick to the playout."""
+
+    def __init__(self, depth: int = 1, max_packets: int = 8) -> None:
+        self.depth = depth
+        self.max_packets = max_packets
+        self.lost = 0
+        self.late = 0
+        self._packets: dict[int, RtpPacket] = {}
+        self._next: int | None = None  # sequence number the next tick plays
+        self._ssrc: int | None = None
+        self._wait = 0  # ticks left before playout starts
+
+    def put(self, packet: RtpPacket) -> None:
+        """Store an arriving packet (late or duplicate ones are dropped)."""
+        if self._ssrc != packet.ssrc or self._next is None:
+            self._restart(packet)
+        ahead = seq_newer(packet.sequence, self._next or 0)
+        if ahead < 0 and self._packets:
+            self.late += 1  # newer packets are queued: this one's slot has passed
+            return
+        if ahead < 0 or ahead > RESYNC_JUMP:
+            self._restart(packet)  # the stream is behind or far ahead of the playout
+        self._packets[packet.sequence] = packet
+        if len(self._packets) > self.max_packets:
+            # The sender runs ahead of our clock: skip to stay within max_packets.
+            oldest = min(self._packets, key=lambda s: seq_newer(s, self._next or 0))
+            del self._packets[oldest]
+            self._next = (oldest + 1) & 0xFFFF
+
+    def _restart(self, packet: RtpPacket) -> None:
+        self._packets.clear()
+        self._ssrc = packet.ssrc
+        self._next = packet.sequence
+        self._wait = self.depth
+
+    def pop(self) -> tuple[bool, RtpPacket | None]:
+        """One tick: (playing, packet). ``playing`` is False before the first packet and
+        while playout is starting; a None packet while playing is a loss or a gap."""
+        if self._next is None:
+            return False, None
+        if self._wait > 0:
+            self._wait -= 1
+            return False, None
+        packet = self._packets.pop(self._next, None)
+        if packet is None and self._packets:
+            self.lost += 1
+        self._next = (self._next + 1) & 0xFFFF
+        return True, packet
