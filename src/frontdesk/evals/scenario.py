@@ -111,10 +111,6 @@ class Scenario(_Strict):
             ),
             "pause": (any("<pause" in line.say for line in self.lines), "a <pause MS>"),
             "noise": (self.noise is not None, "noise"),
-            "tools": (
-                self.expect.outcome in ("booked", "escalated", "nurture"),
-                "an outcome that writes to the backends",
-            ),
         }
         for check in self.checks:
             present, what = needs.get(check, (True, ""))
