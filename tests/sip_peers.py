@@ -1,5 +1,5 @@
-"""Real SIP peers for the SIP tests: sipp (Debian ``sip-tester``) and baresip
-(``baresip-core``), both pinned to 127.0.0.1, plus the audio they play.
+"""sipp (Debian ``sip-tester``) as a real SIP peer for the SIP tests, pinned to 127.0.0.1,
+plus the audio it plays (pcaps of G.711 RTP). baresip is in ``baresip_peer.py``.
 
 Missing programs fail the test with the apt package to install, never a skip.
 """
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import re
 import shutil
 import socket
@@ -20,9 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from frontdesk.audio.g711 import ulaw_encode
+from frontdesk.audio.g711 import alaw_encode, ulaw_encode
 from frontdesk.audio.resample import resample
-from frontdesk.audio.wav import read_wav, write_wav
 from frontdesk.speech.tts.command import FliteVoice
 
 DATA = Path(__file__).parent / "data" / "sip"
@@ -62,10 +60,11 @@ async def speak(text: str, voice: str = "slt") -> np.ndarray:
 
 
 def write_rtp_pcap(path: Path, pcm8k: np.ndarray, payload_type: int = 0) -> float:
-    """Write ``pcm8k`` as a pcap of 20 ms PCMU RTP packets (what sipp's
-    ``play_pcap_audio`` replays; sipp rewrites the addresses). Returns seconds of audio."""
-    payload = ulaw_encode(pcm8k)
-    payload += b"\xff" * (-len(payload) % 160)  # pad to whole packets with mu-law silence
+    """Write ``pcm8k`` as a pcap of 20 ms G.711 RTP packets (payload type 0: PCMU, 8: PCMA;
+    what sipp's ``play_pcap_audio`` replays, rewriting the addresses). Returns seconds."""
+    encode, silence = {0: (ulaw_encode, b"\xff"), 8: (alaw_encode, b"\xd5")}[payload_type]
+    payload = encode(pcm8k)
+    payload += silence * (-len(payload) % 160)  # pad to whole packets with silence
     packets = [payload[i : i + 160] for i in range(0, len(payload), 160)]
     with path.open("wb") as out:
         out.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
@@ -138,20 +137,9 @@ class SippResult:
         return f"sipp exited {self.returncode}\n{self.stderr[-2000:]}\n{self.messages[-4000:]}"
 
 
-async def run_sipp(
-    scenario_path: Path,
-    target: tuple[str, int],
-    workdir: Path,
-    *,
-    timeout_s: float = 60.0,
-    extra: tuple[str, ...] = (),
-) -> SippResult:
-    """Run one sipp call with ``scenario_path`` against ``target`` and wait for it."""
-    sipp = need("sipp", "sip-tester")
-    sip_port, media_port = free_udp_port(), free_udp_port()
-    argv = [
-        sipp,
-        f"{target[0]}:{target[1]}",
+def _sipp_argv(scenario_path: Path, workdir: Path, sip_port: int, timeout_s: float) -> list[str]:
+    return [
+        need("sipp", "sip-tester"),
         "-sf",
         str(scenario_path),
         "-m",
@@ -163,36 +151,106 @@ async def run_sipp(
         "-mi",
         HOST,
         "-mp",
-        str(media_port),
+        str(free_udp_port()),
         "-trace_msg",
         "-message_file",
-        str(workdir / "sipp-messages.log"),
+        str(workdir / f"{scenario_path.stem}-messages.log"),
         "-trace_err",
         "-error_file",
-        str(workdir / "sipp-errors.log"),
+        str(workdir / f"{scenario_path.stem}-errors.log"),
         "-nostdin",
         "-timeout",
         f"{int(timeout_s)}s",
         "-timeout_error",
-        *extra,
     ]
-    proc = await asyncio.create_subprocess_exec(
-        *argv, cwd=workdir, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
+
+
+class Sipp:
+    """One sipp run (one call) of a scenario, as a client (given a target) or as a server
+    waiting on ``port`` (a registrar, a callee)."""
+
+    def __init__(
+        self,
+        scenario_path: Path,
+        workdir: Path,
+        target: tuple[str, int] | None = None,
+        *,
+        timeout_s: float = 60.0,
+        extra: tuple[str, ...] = (),
+    ) -> None:
+        self.scenario = scenario_path
+        self.workdir = workdir
+        self.port = free_udp_port()
+        self.timeout_s = timeout_s
+        self.argv = _sipp_argv(scenario_path, workdir, self.port, timeout_s)
+        if target is not None:
+            self.argv.insert(1, f"{target[0]}:{target[1]}")
+        self.argv += list(extra)
+        self.proc: asyncio.subprocess.Process | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """Where this sipp listens for SIP."""
+        return HOST, self.port
+
+    async def start(self) -> Sipp:
+        """Start sipp (a server is ready within milliseconds; UDP retransmits cover it)."""
+        self.proc = await asyncio.create_subprocess_exec(
+            *self.argv,
+            cwd=self.workdir,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        await asyncio.sleep(0.2)
+        return self
+
+    async def wait(self) -> SippResult:
+        """Wait for the scenario to end (killed after its timeout) and read its traces."""
+        assert self.proc is not None, "start() first"
+        try:
+            async with asyncio.timeout(self.timeout_s + 10):
+                out, err = await self.proc.communicate()
+        except TimeoutError:
+            self.proc.kill()
+            out, err = await self.proc.communicate()
+        stem = self.scenario.stem
+        texts = [
+            path.read_text(errors="replace")
+            for path in (
+                self.workdir / f"{stem}-messages.log",
+                self.workdir / f"{stem}-errors.log",
+            )
+            if path.exists()
+        ]
+        return SippResult(
+            self.proc.returncode or 0,
+            out.decode(errors="replace"),
+            err.decode(errors="replace"),
+            "".join(texts),
+        )
+
+    async def stop(self) -> None:
+        """Kill sipp if it is still running (a test that failed half-way)."""
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
+
+
+async def run_sipp(
+    scenario_path: Path,
+    target: tuple[str, int],
+    workdir: Path,
+    *,
+    timeout_s: float = 60.0,
+    extra: tuple[str, ...] = (),
+) -> SippResult:
+    """Run one sipp call with ``scenario_path`` against ``target`` and wait for it."""
+    sipp = Sipp(scenario_path, workdir, target, timeout_s=timeout_s, extra=extra)
+    await sipp.start()
     try:
-        async with asyncio.timeout(timeout_s + 10):
-            out, err = await proc.communicate()
-    except TimeoutError:
-        proc.kill()
-        out, err = await proc.communicate()
-    log = workdir / "sipp-messages.log"
-    errors = workdir / "sipp-errors.log"
-    messages = (log.read_text(errors="replace") if log.exists() else "") + (
-        errors.read_text(errors="replace") if errors.exists() else ""
-    )
-    return SippResult(
-        proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace"), messages
-    )
+        return await sipp.wait()
+    finally:
+        await sipp.stop()
 
 
 @contextlib.asynccontextmanager
@@ -222,137 +280,3 @@ async def exchange_recv(sock: socket.socket, wait_s: float = 2.0) -> bytes | Non
             return await asyncio.get_running_loop().sock_recv(sock, 65535)
     except TimeoutError:
         return None
-
-
-def write_mic_wav(path: Path, pcm8k: np.ndarray, lead_s: float = 0.0, tail_s: float = 0.0) -> None:
-    """A WAV for baresip's aufile source: silence, the speech, silence (8 kHz mono)."""
-    lead = np.zeros(int(8000 * lead_s), np.int16)
-    tail = np.zeros(int(8000 * tail_s), np.int16)
-    write_wav(path, np.concatenate([lead, pcm8k, tail]), 8000)
-
-
-class Baresip:
-    """baresip on 127.0.0.1 as a phone: auto-answers as ``sip:bob@...``, plays a WAV as
-    its microphone (``aufile``), records what it hears (``sndfile``: dump-*-dec.wav) and
-    takes commands over ``ctrl_tcp`` (``ausrc aufile,<wav>`` switches the microphone)."""
-
-    def __init__(self, workdir: Path, mic: Path) -> None:
-        self.workdir = workdir
-        self.mic = mic
-        self.sip_port = free_udp_port()
-        self.ctrl_port = free_udp_port()  # TCP: a free UDP port is free enough here
-        self.proc: asyncio.subprocess.Process | None = None
-        self._tokens = 0
-
-    @property
-    def uri(self) -> str:
-        """Where to call it."""
-        return f"sip:bob@{HOST}:{self.sip_port}"
-
-    def _write_config(self) -> Path:
-        config = self.workdir / "baresip"
-        config.mkdir(exist_ok=True)
-        rtp = free_udp_port()
-        (config / "config").write_text(
-            "\n".join(
-                [
-                    "poll_method epoll",
-                    f"sip_listen {HOST}:{self.sip_port}",
-                    f"net_interface {HOST}",
-                    "audio_player aubridge,nil",
-                    "audio_alert aubridge,nil",
-                    f"audio_source aufile,{self.mic}",
-                    "module_path /usr/lib/baresip/modules",
-                    "module g711.so",
-                    "module aufile.so",
-                    "module aubridge.so",
-                    "module sndfile.so",
-                    "module_app account.so",
-                    "module_app menu.so",
-                    "module_app ctrl_tcp.so",
-                    f"ctrl_tcp_listen {HOST}:{self.ctrl_port}",
-                    f"snd_path {self.workdir}",
-                    f"rtp_ports {rtp}-{rtp + 1}",
-                    "",
-                ]
-            )
-        )
-        (config / "accounts").write_text(
-            f"<sip:bob@{HOST}:{self.sip_port}>;regint=0;answermode=auto;audio_codecs=PCMU,PCMA\n"
-        )
-        return config
-
-    async def start(self) -> None:
-        """Start baresip and wait until its control port answers."""
-        baresip = need("baresip", "baresip-core")
-        config = self._write_config()
-        log = (self.workdir / "baresip.log").open("wb")
-        self.proc = await asyncio.create_subprocess_exec(
-            baresip,
-            "-f",
-            str(config),
-            stdout=log,
-            stderr=asyncio.subprocess.STDOUT,
-            stdin=asyncio.subprocess.DEVNULL,
-        )
-        for _ in range(100):
-            if self.proc.returncode is not None:
-                break
-            with contextlib.suppress(OSError):
-                _, writer = await asyncio.open_connection(HOST, self.ctrl_port)
-                writer.close()
-                return
-            await asyncio.sleep(0.05)
-        pytest.fail(f"baresip did not start:\n{self.log()[-2000:]}")
-
-    def log(self) -> str:
-        """baresip's console output so far."""
-        path = self.workdir / "baresip.log"
-        return path.read_text(errors="replace") if path.exists() else ""
-
-    async def command(self, command: str, params: str = "") -> dict:
-        """Run one ctrl_tcp command and return its JSON response."""
-        self._tokens += 1
-        token = str(self._tokens)
-        reader, writer = await asyncio.open_connection(HOST, self.ctrl_port)
-        try:
-            body = json.dumps({"command": command, "params": params, "token": token}).encode()
-            writer.write(str(len(body)).encode() + b":" + body + b",")
-            await writer.drain()
-            async with asyncio.timeout(5):
-                while True:
-                    size = int((await reader.readuntil(b":"))[:-1])
-                    message = json.loads((await reader.readexactly(size + 1))[:-1])
-                    if message.get("response") and message.get("token") == token:
-                        return message
-        finally:
-            writer.close()
-
-    def recording(self) -> tuple[np.ndarray, int]:
-        """What baresip heard on its last call (sndfile's decode dump)."""
-        dumps = sorted(self.workdir.glob("dump-*-dec.wav"))
-        if not dumps:
-            pytest.fail(f"baresip recorded nothing:\n{self.log()[-2000:]}")
-        return read_wav(dumps[-1])
-
-    async def stop(self) -> None:
-        """Quit baresip."""
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.terminate()
-            try:
-                async with asyncio.timeout(5):
-                    await self.proc.wait()
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
-
-
-@contextlib.asynccontextmanager
-async def baresip(workdir: Path, mic: Path) -> AsyncIterator[Baresip]:
-    """A running :class:`Baresip` for the duration of the block."""
-    peer = Baresip(workdir, mic)
-    await peer.start()
-    try:
-        yield peer
-    finally:
-        await peer.stop()

@@ -1,4 +1,4 @@
-"""The `frontdesk` command: demo, serve, transcribe, say."""
+"""The `frontdesk` command: demo, serve, call, eval, transcribe, say."""
 
 from __future__ import annotations
 
@@ -122,12 +122,17 @@ def serve(
     host: str | None = typer.Option(None, help="interface to listen on [127.0.0.1]"),
     port: int | None = typer.Option(None, help="port to listen on [8000]"),
     profile: Path | None = typer.Option(None, help="agent profile YAML (default: built in)"),
+    sip: str | None = typer.Option(
+        None, "--sip", help="also answer SIP calls (UDP) on HOST:PORT, e.g. 0.0.0.0:5060"
+    ),
 ) -> None:
-    """Answer phone calls from Twilio (voice webhook, status callback, Media Streams).
+    """Answer phone calls from Twilio (voice webhook, status callback, Media Streams) and,
+    with --sip, from a SIP trunk or PBX.
 
     Settings come from the --config file, then the environment (TWILIO_AUTH_TOKEN for
     webhook signatures, FRONTDESK_PUBLIC_URL for the https URL Twilio reaches this server
-    at, FRONTDESK_DATABASE_URL, ...), then these flags.
+    at, FRONTDESK_DATABASE_URL, FRONTDESK_SIP_REGISTRAR / _USERNAME / _PASSWORD for the
+    trunk, ...), then these flags.
     """
     import logging
 
@@ -142,7 +147,8 @@ def serve(
     )
     try:
         settings = load_serve_config(
-            config, overrides={"host": host, "port": port, "profile": profile}
+            config,
+            overrides={"host": host, "port": port, "profile": profile, "sip_listen": sip},
         )
     except ConfigError as exc:
         _fail(str(exc))
@@ -166,7 +172,78 @@ def serve(
     console.print(
         f"frontdesk: Twilio voice webhook at http://{settings.host}:{settings.port}/twilio/voice"
     )
-    uvicorn.run(create_app(open_agent, server), host=settings.host, port=settings.port)
+    services = []
+    sip_address = settings.sip_address()
+    if sip_address is not None:
+        from frontdesk.server.sip_service import sip_service
+
+        services.append(sip_service(*sip_address, settings.sip))
+        trunk = settings.sip.registrar or "no registrar: calls straight to this address"
+        console.print(f"frontdesk: SIP on udp {sip_address[0]}:{sip_address[1]} ({trunk})")
+    app_ = create_app(open_agent, server, services=services)
+    uvicorn.run(app_, host=settings.host, port=settings.port)
+
+
+@app.command("call")
+def call_out(
+    target: str = typer.Argument(..., help="sip:user@host[:port], or a number for the trunk"),
+    config: Path | None = typer.Option(None, help="settings file (YAML), as for serve"),
+    profile: Path | None = typer.Option(None, help="agent profile YAML (default: built in)"),
+    sip: str = typer.Option(
+        "127.0.0.1:0", "--sip", help="HOST:PORT to call from (port 0: any free port)"
+    ),
+    as_json: bool = typer.Option(False, "--json", help="print the call record as JSON only"),
+) -> None:
+    """Place one outbound SIP call: the agent talks to whoever answers.
+
+    The trunk (outbound proxy, digest credentials, caller ID) comes from the config file's
+    ``sip`` section and FRONTDESK_SIP_* variables. Exits 1 when the call is not answered.
+    """
+    import json
+    import logging
+
+    from frontdesk.agent import Agent
+    from frontdesk.call.contracts import CallResult
+    from frontdesk.report import LiveTranscript, print_call_summary
+    from frontdesk.server.config import ConfigError, load_serve_config
+    from frontdesk.transports.sip import SipCallFailed, place_call
+    from frontdesk.transports.sip.settings import parse_listen
+
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        settings = load_serve_config(config, overrides={"profile": profile})
+        host, port = parse_listen(sip)
+        uri = target if target.startswith(("sip:", "sips:")) else settings.sip.number_uri(target)
+    except (ConfigError, ValueError) as exc:
+        _fail(str(exc))
+    live = None if as_json else LiveTranscript(console)
+
+    async def run() -> tuple[dict, CallResult, str]:
+        agent = await Agent.open(settings.agent_options())
+        try:
+            if live is not None:
+                console.print(f"calling {uri} ...")
+            finished = await place_call(
+                agent, uri, settings=settings.sip, host=host, port=port, observer=live
+            )
+            if finished.result is None:
+                raise RuntimeError(f"the call failed: {finished.error}")
+            record = await agent.store.call_record(finished.result.call_id)
+            return record, finished.result, agent.db.url
+        finally:
+            await agent.aclose()
+
+    try:
+        record, result, database_url = asyncio.run(run())
+    except SipCallFailed as exc:
+        err.print(f"[red]not answered:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    except (OSError, RuntimeError, ValueError) as exc:
+        _fail(str(exc))
+    if as_json:
+        print(json.dumps(record, indent=2, default=str))
+        return
+    print_call_summary(console, record, result, database_url)
 
 
 @app.command("eval")

@@ -23,7 +23,7 @@ import logging
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
@@ -115,6 +115,9 @@ class ServerState:
 
 AgentSource = Agent | Callable[[], Awaitable[Agent]]
 """An open Agent (the caller closes it) or a factory the app opens at start-up and closes."""
+Service = Callable[[Agent, FastAPI], contextlib.AbstractAsyncContextManager[Any]]
+"""Something that runs beside the web server with the same agent (the SIP listener): entered
+once the agent is open, left before it closes."""
 
 
 def call_control_for(settings: ServerSettings) -> TwilioCallControl | None:
@@ -140,9 +143,11 @@ def create_app(
     settings: ServerSettings | None = None,
     *,
     call_control: TwilioCallControl | None = None,
+    services: Sequence[Service] = (),
 ) -> FastAPI:
     """The FastAPI app serving Twilio calls with ``agent``. ``call_control`` (default: from
-    the settings' credentials) ends and transfers calls through Twilio's REST API."""
+    the settings' credentials) ends and transfers calls through Twilio's REST API;
+    ``services`` run for the app's lifetime with the same agent."""
     settings = settings or ServerSettings()
     state = ServerState(settings)
     control = call_control if call_control is not None else call_control_for(settings)
@@ -156,12 +161,15 @@ def create_app(
         )
 
     @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = None
         if "agent" not in holder:
             owned = holder["agent"] = await agent()  # type: ignore[operator]
         try:
-            yield
+            async with contextlib.AsyncExitStack() as running:
+                for service in services:
+                    await running.enter_async_context(service(holder["agent"], app))
+                yield
         finally:
             if owned is not None:
                 await owned.aclose()

@@ -10,10 +10,17 @@ and its secrets in the environment::
     profile: profiles/my-practice.yaml
     database_url: postgresql+psycopg://frontdesk@db/frontdesk
     endpointing: {complete_s: 0.25, incomplete_s: 2.0}
+    sip_listen: 0.0.0.0:5060          # also answer SIP (frontdesk serve --sip HOST:PORT)
+    sip:                              # the trunk: see frontdesk.transports.sip.SipSettings
+      media_host: 203.0.113.7         # the address peers reach us at (SDP, Via, Contact)
+      registrar: sip:trunk.example.com
+      username: frontdesk-practice    # the password best comes from FRONTDESK_SIP_PASSWORD
 
 Environment: ``TWILIO_AUTH_TOKEN``, ``TWILIO_ACCOUNT_SID`` (``TWILIO_API_KEY`` and
 ``TWILIO_API_SECRET`` instead of the auth token for REST calls), ``FRONTDESK_PUBLIC_URL``,
-``FRONTDESK_DATABASE_URL``, ``FRONTDESK_PROFILE``, ``FRONTDESK_HOST``, ``FRONTDESK_PORT``.
+``FRONTDESK_DATABASE_URL``, ``FRONTDESK_PROFILE``, ``FRONTDESK_HOST``, ``FRONTDESK_PORT``,
+``FRONTDESK_SIP_LISTEN`` and ``FRONTDESK_SIP_<FIELD>`` for each field of the ``sip`` section
+(``FRONTDESK_SIP_REGISTRAR``, ``FRONTDESK_SIP_USERNAME``, ``FRONTDESK_SIP_PASSWORD``, ...).
 """
 
 from __future__ import annotations
@@ -25,11 +32,19 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from frontdesk.agent import AgentOptions
 from frontdesk.call.contracts import CallConfig
 from frontdesk.speech.turns import EndpointConfig
+from frontdesk.transports.sip.settings import SipSettings, parse_listen
 
 ENVIRONMENT = {
     "host": "FRONTDESK_HOST",
@@ -41,6 +56,7 @@ ENVIRONMENT = {
     "twilio_account_sid": "TWILIO_ACCOUNT_SID",
     "twilio_api_key": "TWILIO_API_KEY",
     "twilio_api_secret": "TWILIO_API_SECRET",
+    "sip_listen": "FRONTDESK_SIP_LISTEN",
 }
 """Which environment variable sets which field."""
 
@@ -86,6 +102,31 @@ class ServeConfig(BaseModel):
     """Whether caller speech stops the agent's audio (off only to prove the eval catches it)."""
     fixed_now: datetime | None = None
     """Pin the agent's clock (reproducible evaluation runs); must carry a UTC offset."""
+    sip_listen: str | None = None
+    """``HOST:PORT`` to answer SIP calls on (UDP), beside the HTTP server; None: no SIP."""
+    sip: SipSettings = Field(default_factory=SipSettings)
+    """The SIP trunk: registration, credentials, media address, transfers."""
+
+    @field_validator("sip_listen")
+    @classmethod
+    def _listen(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_listen(value)
+        return value
+
+    @model_validator(mode="after")
+    def _sip_reachable(self) -> ServeConfig:
+        address = self.sip_address()
+        if address is not None and address[0] == "0.0.0.0" and not self.sip.media_host:
+            raise ValueError(
+                "sip_listen on 0.0.0.0 needs sip.media_host (FRONTDESK_SIP_MEDIA_HOST): "
+                "the address callers' media and SIP reach this machine at"
+            )
+        return self
+
+    def sip_address(self) -> tuple[str, int] | None:
+        """(host, port) to answer SIP on, or None."""
+        return parse_listen(self.sip_listen) if self.sip_listen else None
 
     @field_validator("fixed_now")
     @classmethod
@@ -127,11 +168,19 @@ def load_serve_config(
             raise ConfigError(f"{path} must be a mapping of settings, not {type(loaded).__name__}")
         values.update(loaded or {})
     values.update({field: env[name] for field, name in ENVIRONMENT.items() if env.get(name)})
+    sip_env = SipSettings.env_values(env)
+    if sip_env:
+        section = values.get("sip") or {}
+        # A bad ``sip:`` section is named by validation below, not hidden by the merge.
+        values["sip"] = {**section, **sip_env} if isinstance(section, dict) else section
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     try:
         return ServeConfig(**values)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
+            f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}"
+            if error["loc"]
+            else error["msg"]
+            for error in exc.errors()
         )
         raise ConfigError(f"bad settings ({problems})") from exc

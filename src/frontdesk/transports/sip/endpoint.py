@@ -41,6 +41,7 @@ T2 = 4.0
 TRANSACTION_TIMEOUT = 64 * T1
 SERVER_MEMORY_S = 32.0
 USER_AGENT = "frontdesk"
+WILDCARDS = ("0.0.0.0", "")
 _HEADER_LINE = re.compile(rb"^(via|v|from|f|to|t|call-id|i|cseq)\s*:\s*(.*)$", re.I | re.M)
 
 RequestHandler = Callable[[SipRequest, tuple[str, int]], None]
@@ -93,9 +94,20 @@ class _Protocol(asyncio.DatagramProtocol):
 class SipEndpoint:
     """A SIP UDP socket with transactions; see the module docstring."""
 
-    def __init__(self, host: str, port: int = 5060, *, on_request: RequestHandler) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int = 5060,
+        *,
+        on_request: RequestHandler,
+        public_host: str | None = None,
+    ) -> None:
+        if host in WILDCARDS and not public_host:
+            raise ValueError(f"listening on {host} needs the address peers reach us at")
         self.host = host
         self.port = port
+        self.public_host = public_host or host
+        """The address in our Via and Contact (``host`` unless that is a wildcard)."""
         self.on_request = on_request
         self.on_stray_2xx: Callable[[SipResponse], None] | None = None
         """Gets a 2xx to an INVITE whose transaction is over (our ACK was lost)."""
@@ -131,12 +143,12 @@ class SipEndpoint:
     @property
     def via(self) -> str:
         """A Via value for a new request (new branch each time)."""
-        return f"SIP/2.0/UDP {self.host}:{self.port};rport;branch={new_branch()}"
+        return f"SIP/2.0/UDP {self.public_host}:{self.port};rport;branch={new_branch()}"
 
     @property
     def contact(self) -> str:
         """Our Contact URI."""
-        return f"sip:frontdesk@{self.host}:{self.port}"
+        return f"sip:frontdesk@{self.public_host}:{self.port}"
 
     def send(self, message: SipRequest | SipResponse, addr: tuple[str, int]) -> None:
         """Send one message (no retransmission)."""

@@ -204,7 +204,7 @@ class SipLeg:
         """Place the call and wait for the answer; raises :class:`SipCallFailed`."""
         target = parse_uri(uri)
         dest = proxy or target.address()
-        self.call_id = f"{uuid.uuid4().hex}@{self.endpoint.host}"
+        self.call_id = f"{uuid.uuid4().hex}@{self.endpoint.public_host}"
         self.remote_number = target.user
         self._local_sdp = build_sdp(
             self.media_host, self.rtp.local_port, session_id=self._session_id

@@ -61,10 +61,12 @@ class SipListener:
         observer: Callable[..., None] | None = None,
     ) -> None:
         self.settings = settings or SipSettings()
-        self.endpoint = SipEndpoint(host, port, on_request=self._on_request)
+        self.endpoint = SipEndpoint(
+            host, port, on_request=self._on_request, public_host=self.settings.media_host
+        )
         self.endpoint.on_stray_2xx = self._on_stray_2xx
         self.endpoint.on_ack_timeout = self._on_ack_timeout
-        self.media_host = self.settings.media_host or host
+        self.media_host = self.endpoint.public_host
         self.observer = observer
         self.finished: list[SipCallRecord] = []
         self.registration: Registration | None = None
@@ -72,6 +74,9 @@ class SipListener:
         self._agent: Agent | None = None
         self._owns_agent = False
         self._legs: dict[str, SipLeg] = {}
+        self.calls: dict[str, SipCallTransport] = {}
+        """The transport of each call in progress, by SIP Call-ID (to press keys on an
+        outbound call, say: ``calls[id].send_dtmf("1")``)."""
         self._tasks: set[asyncio.Task[Any]] = set()
         self.bridges: set[asyncio.Task[None]] = set()
         """Transfer bridges in progress (their legs outlive the agent's Call)."""
@@ -219,7 +224,11 @@ class SipListener:
         call = await self._agent.new_call(transport, direction=direction, metadata=metadata)
         if self.observer is not None:
             call.observer = self.observer
-        return transport, await call.run()
+        self.calls[leg.call_id] = transport
+        try:
+            return transport, await call.run()
+        finally:
+            self.calls.pop(leg.call_id, None)
 
     def _transfer_uri(self, number: str) -> str:
         number = self.settings.transfer_number or number
@@ -257,7 +266,7 @@ class SipListener:
         rtp = RtpSession(events.put_nowait)
         leg = SipLeg(self.endpoint, rtp, self.media_host, on_end=_ender(events))
         await rtp.open(self.media_host)
-        domain = self.settings.trunk_domain or self.endpoint.host
+        domain = self.settings.trunk_domain or self.endpoint.public_host
         user = self.settings.username or self.settings.caller_id
         try:
             pending = leg.call(

@@ -39,7 +39,7 @@ class Registration:
         self.last_status: int | None = None
         self.registrations = 0
         """Successful REGISTERs (the first one and every refresh)."""
-        self._call_id = f"{uuid.uuid4().hex}@{endpoint.host}"
+        self._call_id = f"{uuid.uuid4().hex}@{endpoint.public_host}"
         self._tag = new_tag()
         self._cseq = 0
         self._task: asyncio.Task[None] | None = None
@@ -89,7 +89,7 @@ class Registration:
         request.add("Call-ID", self._call_id)
         request.add("CSeq", f"{self._cseq} REGISTER")
         user = self.settings.username or self.settings.caller_id
-        request.add("Contact", f"<sip:{user}@{self.endpoint.host}:{self.endpoint.port}>")
+        request.add("Contact", f"<sip:{user}@{self.endpoint.public_host}:{self.endpoint.port}>")
         request.add("Expires", str(expires))
         return request
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from frontdesk.transports.sip.dialog import Credentials
 from frontdesk.transports.sip.message import SipParseError, parse_uri
@@ -18,8 +18,18 @@ from frontdesk.transports.sip.message import SipParseError, parse_uri
 ENV_PREFIX = "FRONTDESK_SIP_"
 
 
+def parse_listen(value: str) -> tuple[str, int]:
+    """``"HOST:PORT"`` -> (host, port); raises ValueError naming what is wrong."""
+    host, colon, port = value.strip().rpartition(":")
+    if not colon or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError(f"expected HOST:PORT (e.g. 127.0.0.1:5060), got {value!r}")
+    return host, int(port)
+
+
 class SipSettings(BaseModel):
     """How the SIP side of frontdesk is reached and how it reaches the trunk."""
+
+    model_config = ConfigDict(extra="forbid")
 
     media_host: str | None = None
     """Address put in SDP and bound for RTP (default: the SIP listening address; set it
@@ -27,7 +37,8 @@ class SipSettings(BaseModel):
     registrar: str | None = None
     """The trunk's registrar URI (``sip:trunk.example.com[:port]``); None: no REGISTER."""
     username: str | None = None
-    password: str | None = None
+    password: SecretStr | None = None
+    """Kept out of logs and reprs; best set from ``FRONTDESK_SIP_PASSWORD``."""
     domain: str | None = None
     """Domain of our address of record (default: the registrar's host)."""
     outbound_proxy: str | None = None
@@ -56,22 +67,28 @@ class SipSettings(BaseModel):
         return value
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> SipSettings:
-        """Settings from ``FRONTDESK_SIP_*`` variables (unset ones keep their defaults)."""
+    def env_values(cls, env: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The ``FRONTDESK_SIP_<FIELD>`` variables that are set, by field name (unvalidated:
+        ``frontdesk serve`` layers them over its settings file)."""
         env = os.environ if env is None else env
-        values = {
+        return {
             name: env[ENV_PREFIX + name.upper()]
             for name in cls.model_fields
             if env.get(ENV_PREFIX + name.upper())
         }
-        return cls.model_validate(values)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> SipSettings:
+        """Settings from ``FRONTDESK_SIP_*`` variables (unset ones keep their defaults)."""
+        return cls.model_validate(cls.env_values(env))
 
     @property
     def credentials(self) -> Credentials | None:
         """Digest credentials, when a username is set."""
         if not self.username:
             return None
-        return Credentials(self.username, self.password or "")
+        password = self.password.get_secret_value() if self.password else ""
+        return Credentials(self.username, password)
 
     @property
     def trunk_domain(self) -> str | None:
