@@ -12,7 +12,7 @@ import re
 import shutil
 import socket
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -280,3 +280,12 @@ async def exchange_recv(sock: socket.socket, wait_s: float = 2.0) -> bytes | Non
             return await asyncio.get_running_loop().sock_recv(sock, 65535)
     except TimeoutError:
         return None
+
+
+async def until(predicate: Callable[[], object], timeout_s: float = 10.0) -> None:
+    """Poll ``predicate`` every 20 ms until it is true; TimeoutError after ``timeout_s``."""
+    for _ in range(int(timeout_s / 0.02)):
+        if predicate():
+            return
+        await asyncio.sleep(0.02)
+    raise TimeoutError(f"condition not met within {timeout_s} s")

@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from baresip_peer import baresip, write_mic_wav
+from baresip_peer import USER, baresip, write_mic_wav
 from frontdesk.agent import Agent
 from frontdesk.audio import AudioFrame
 from frontdesk.audio.resample import resample
 from frontdesk.transports.sip import SipListener, SipSettings
-from sip_peers import HOST
+from sip_peers import HOST, speak, until
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -61,16 +61,17 @@ async def test_agent_calls_baresip_which_hears_the_greeting_and_our_keys(
             await asyncio.wait_for(greeted.wait(), 30)
             [transport] = listener.calls.values()
             await transport.send_dtmf("42#")
-            keys = [await phone.wait_event("CALL_DTMF_START", 5)]
-            while len(keys) < 3:
-                await asyncio.sleep(0.1)
-                keys = [e for e in phone.events if e.get("type") == "CALL_DTMF_START"]
+
+            def keys() -> list[str]:
+                return [e.get("param") for e in phone.events if e["type"] == "CALL_DTMF_START"]
+
+            await until(lambda: len(keys()) >= 3, 5)
             await phone.command("hangup")
             finished = await asyncio.wait_for(call, 15)
         finally:
             await listener.stop()
         heard, rate = await phone.recording()
-    assert [e.get("param") for e in keys] == ["4", "2", "#"], keys
+    assert keys() == ["4", "2", "#"], phone.events
     assert finished.error is None and finished.result is not None
     record = await agent.store.call_record(finished.result.call_id)
     assert record["direction"] == "outbound"
@@ -84,3 +85,65 @@ async def test_agent_calls_baresip_which_hears_the_greeting_and_our_keys(
     # the greeting as a whole must come through.
     assert _recall(greeting, text) >= 0.8, (text, greeting)
     assert " ".join(text).startswith("thanks for calling"), text
+
+
+CONVERSATION = [
+    "Hi, I'd like to book a cleaning, please.",
+    "I'm a new patient.",
+    "My name is Maria Lopez.",
+    "I'd like to come in on Thursday afternoon.",
+    "The first one works for me.",
+    "No, that is everything, thanks.",
+]
+
+
+async def test_baresip_calls_and_books_in_a_two_way_conversation(
+    agent: Agent, tmp_path: Path
+) -> None:
+    """baresip dials the agent; each time the agent's reply has played out, the test tells
+    baresip (``ausrc``) to speak the caller's next line, until the agent books and ends."""
+    lines = []
+    for i, text in enumerate(CONVERSATION):
+        # A long silent tail: baresip hangs up when its microphone file runs out.
+        write_mic_wav(tmp_path / f"line{i}.wav", await speak(text), tail_s=60)
+        lines.append(tmp_path / f"line{i}.wav")
+    write_mic_wav(tmp_path / "quiet.wav", np.zeros(8000, np.int16), tail_s=120)
+    events: asyncio.Queue[tuple[str, dict]] = asyncio.Queue()
+    listener = SipListener(agent, HOST, 0, SipSettings())
+    listener.observer = lambda kind, **data: events.put_nowait((kind, data))
+    await listener.start()
+
+    async def next_reply() -> str:
+        """The agent's next reply, once it has played to the end."""
+        while True:
+            kind, data = await asyncio.wait_for(events.get(), 30)
+            if kind == "agent" and not data.get("interrupted"):
+                return str(data["text"])
+
+    replies: list[str] = []
+    try:
+        async with baresip(tmp_path, tmp_path / "quiet.wav") as phone:
+            host, port = listener.address
+            await phone.command("dial", f"sip:frontdesk@{host}:{port}")
+            await phone.wait_event("CALL_ESTABLISHED", 10)
+            replies.append(await next_reply())  # the greeting
+            for line in lines:
+                await asyncio.sleep(0.4)  # a natural gap after the agent's last word
+                await phone.command("ausrc", f"aufile,{line}")
+                replies.append(await next_reply())
+            await phone.wait_event("CALL_CLOSED", 20)  # the agent said goodbye and hung up
+            [finished] = await listener.wait_finished(1, timeout_s=15)
+    finally:
+        await listener.stop()
+    assert finished.error is None and finished.result is not None, finished
+    record = await agent.store.call_record(finished.result.call_id)
+    transcript = [(t["speaker"], t["text"]) for t in record["turns"]]
+    assert record["outcome"] == "booked", transcript
+    assert record["caller_number"] == USER
+    assert record["direction"] == "inbound" and record["transport"] == "sip"
+    [appointment] = record["appointments"]
+    assert appointment["start"].startswith("2026-11-26"), appointment  # Thursday
+    assert int(appointment["start"][11:13]) >= 12, appointment  # the afternoon
+    callers = " ".join(t for s, t in transcript if s == "caller").lower()
+    assert "cleaning" in callers and "thursday" in callers, transcript
+    assert finished.transport is not None and finished.transport.leg.ended_by == "agent"

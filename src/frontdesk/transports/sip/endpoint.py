@@ -5,7 +5,8 @@
   is acknowledged here, as the transaction layer must.
 - Server transactions remember their last response: a retransmitted request gets it again
   instead of being handled twice.
-- A 2xx to an INVITE is retransmitted until its ACK arrives (§13.3.1.4).
+- A final response to an INVITE is retransmitted until its ACK arrives (§13.3.1.4 for a
+  2xx, timer G for a failure such as 487 after CANCEL).
 - Anything that does not parse is answered 400 with the reason when it is a request we can
   answer (it names a Via, Call-ID and CSeq), and otherwise dropped; each kind is logged once.
 
@@ -150,6 +151,11 @@ class SipEndpoint:
         """Our Contact URI."""
         return f"sip:frontdesk@{self.public_host}:{self.port}"
 
+    @property
+    def awaiting_ack(self) -> int:
+        """Final INVITE answers still being repeated because no ACK has come."""
+        return len(self._pending_acks)
+
     def send(self, message: SipRequest | SipResponse, addr: tuple[str, int]) -> None:
         """Send one message (no retransmission)."""
         if self._transport is not None and not self._transport.is_closing():
@@ -279,7 +285,9 @@ class SipEndpoint:
         key = (request.branch, request.method)
         if key in self._server:
             self._server[key] = _ServerTransaction(response, addr, time.monotonic())
-        if request.method == "INVITE" and 200 <= status < 300:
+        if request.method == "INVITE" and status >= 200:
+            # Over UDP the final answer to an INVITE is repeated until its ACK arrives: the
+            # 2xx by the UA core (§13.3.1.4), a failure by the transaction (timer G).
             self._retransmit_until_ack(request, response, addr)
         return response
 
@@ -296,8 +304,10 @@ class SipEndpoint:
                 waited += interval
                 self.send(response, addr)
                 interval = min(2 * interval, T2)
-            log.warning("sip: no ACK for the 200 OK of call %s", request.call_id)
             self._pending_acks.pop(key, None)
+            if response.status >= 300:
+                return  # a refused call: nothing more to end
+            log.warning("sip: no ACK for the 200 OK of call %s", request.call_id)
             if self.on_ack_timeout is not None:
                 self.on_ack_timeout(request.call_id)
 

@@ -28,6 +28,7 @@ from frontdesk.transports.sip.message import (
 )
 from frontdesk.transports.sip.rtp import RtpSession
 from frontdesk.transports.sip.sdp import (
+    MediaChoice,
     SdpError,
     build_answer,
     build_sdp,
@@ -112,9 +113,7 @@ class SipLeg:
             return False
         self.remote_number = _user(self.dialog.remote)
         self.rtp.set_media(media)
-        self._local_sdp = build_answer(
-            media, self.media_host, self.rtp.local_port, self._session_id
-        )
+        self._local_sdp = self._answer(media, self._sdp_version)
         self.endpoint.respond(invite, addr, 180, "Ringing", to_tag=tag)
         if ring_s > 0:
             with contextlib.suppress(TimeoutError):
@@ -180,6 +179,9 @@ class SipLeg:
         self._end("caller cancelled", "caller")
 
     def _on_reinvite(self, request: SipRequest, addr: tuple[str, int]) -> None:
+        """A new offer (a moved media address, hold or resume) is answered from the same
+        session, its version bumped when the answer changes; no offer gets the current SDP
+        (the peer's answer in the ACK is not needed: nothing about our media changes)."""
         if request.body:
             try:
                 media = choose_media(parse_sdp(request.body))
@@ -187,9 +189,16 @@ class SipLeg:
                 self.endpoint.respond(request, addr, 488, f"Not Acceptable Here ({exc})"[:100])
                 return
             self.rtp.set_media(media)
+            answer = self._answer(media, self._sdp_version)
+            if answer != self._local_sdp:
+                self._sdp_version += 1
+                self._local_sdp = self._answer(media, self._sdp_version)
         self.endpoint.respond(
             request, addr, 200, "OK", headers=self._contact(), body=self._local_sdp
         )
+
+    def _answer(self, media: MediaChoice, version: int) -> bytes:
+        return build_answer(media, self.media_host, self.rtp.local_port, self._session_id, version)
 
     # --- outbound ---------------------------------------------------------------------
     async def call(

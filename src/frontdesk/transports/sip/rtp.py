@@ -51,6 +51,9 @@ DTMF_MS = 100
 _SILENCE = np.zeros(SAMPLES, dtype=np.int16)
 _DECODERS = {0: ulaw_decode, 8: alaw_decode}
 _ENCODERS = {"PCMU": ulaw_encode, "PCMA": alaw_encode}
+_PEER_HOLDS = ("sendonly", "inactive")
+"""Directions in the peer's SDP that mean it will not listen: the clock still plays our
+audio out (marks, pacing) but nothing goes to the wire while the call is on hold."""
 
 
 class _Protocol(asyncio.DatagramProtocol):
@@ -241,8 +244,10 @@ class RtpSession:
         if self._queued_frames() < self.lookahead_frames:
             self._space.set()
         pcm = frame.pcm if isinstance(frame, AudioFrame) else _SILENCE
-        payload = _ENCODERS[media.codec](pcm)
-        self._send(RtpPacket(media.payload_type, self._seq, self._timestamp, self._ssrc, payload))
+        if media.direction not in _PEER_HOLDS:
+            payload = _ENCODERS[media.codec](pcm)
+            packet = RtpPacket(media.payload_type, self._seq, self._timestamp, self._ssrc, payload)
+            self._send(packet)
         self._timestamp += SAMPLES
 
     def _send_dtmf_packet(self, media: MediaChoice) -> None:
