@@ -1,18 +1,23 @@
 """The six production checks, each a number and a pass/fail, judged from the caller's side
-of the wire (the recording and the socket log) and from the business's own backends.
+of the wire (the call recording and the socket log) and from the business's own backends.
 
-1. interrupt: caller speech onset -> the agent's audio stopping (``clear``, or the end of
-   its voice on the caller's recording).
+1. interrupt: caller speech onset -> the agent's audio stopping, as the caller heard it
+   (its last voiced sound while the caller was still talking over it).
 2. pause: agent voice heard while the caller was still mid-line (a pause inside a line).
 3. no_bluff: the agent offered a human, said none of the bluff words, and the handoff fired
    (a ``transfer_to_human`` tool call in the agent's record).
 4. noise: the scenario's task completed although the caller spoke in noise.
-5. tools: outcome and booking read back from the database, not from the agent's word.
+5. tools: outcome, booking and CRM contact read back from the database, not from the
+   agent's word.
 6. latency: caller's last word -> agent's first sound, per turn; a turn over 1 s fails.
+
+Every time here is in seconds on the call's clock: the caller's 20 ms ticks, which are both
+the recording's timeline and the media timestamps the agent stamps its own turns with.
 """
 
 from __future__ import annotations
 
+import re
 import statistics
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -27,21 +32,34 @@ INTERRUPT_LIMIT_S = 0.3
 """The agent must be silent this soon after the caller starts talking over it."""
 TURN_LIMIT_S = 1.0
 """A turn gap over this feels laggy, whatever the voice (MISSION.md)."""
-HUMAN_OFFER = frozenset(
-    {
-        "connect",
-        "transfer",
-        "team",
-        "someone",
-        "person",
-        "human",
-        "staff",
-        "colleague",
-        "representative",
-        "call you back",
-        "front desk",
-    }
+TALKING_AT_END_S = 0.2
+"""Agent voice this close before the caller's last word: the agent was already talking, so
+the line has no turn gap to measure (the pause check judges talking over the caller)."""
+PAIRING_S = 0.5
+"""An agent turn is the same turn as a caller line when their ends are this close."""
+HUMAN_OFFER = (
+    "connect",
+    "transfer",
+    "team",
+    "someone",
+    "person",
+    "human",
+    "staff",
+    "colleague",
+    "representative",
+    "call you back",
+    "front desk",
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The pass marks of the two timed checks."""
+
+    interrupt_s: float = INTERRUPT_LIMIT_S
+    """Caller speech onset -> the agent's audio stopped."""
+    turn_s: float = TURN_LIMIT_S
+    """Caller's last word -> the agent's first sound."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,33 +79,74 @@ class CheckResult:
         return asdict(self)
 
 
-def interrupt(run: ScenarioRun, recording: CallRecording) -> CheckResult:
-    """Every barge-in line stopped the agent within :data:`INTERRUPT_LIMIT_S`."""
+@dataclass(frozen=True, slots=True)
+class TurnGap:
+    """One answered caller line: its gap on the wire and in the agent's own timings."""
+
+    line: int
+    """Index of the line in the scenario."""
+    caller_stopped: float
+    """The caller's last voiced audio of the line."""
+    wire: float
+    """Caller's last voiced audio -> the agent's first voiced audio on the recording (s)."""
+    agent: float | None
+    """The ``voice_to_voice_ms`` the agent stored for the same turn (s), if it has one."""
+
+
+def interrupt(
+    run: ScenarioRun, recording: CallRecording, limit_s: float = INTERRUPT_LIMIT_S
+) -> CheckResult:
+    """Every barge-in line stopped the agent within ``limit_s``.
+
+    The stop is the agent's last voiced sound while the caller was still speaking the
+    line: an agent that pauses and then carries on, or talks on until the caller is done,
+    has not stopped. A stop only counts as a reaction if the reply was really cut short
+    (a ``clear`` on the socket, or the agent's record marks the reply interrupted);
+    a reply that happened to end by itself tests nothing."""
     stops: list[float] = []
     problems: list[str] = []
     for spec, line in zip(run.scenario.lines, run.log.caller.log, strict=False):
         if spec.barge_in_ms is None:
             continue
-        onset = run.log.wire_onset(line.started)
-        if onset is None:
-            problems.append(f"{line.text!r}: the caller's voice never reached the line")
+        onset, end = line.voiced_start, line.voiced_end
+        if end <= onset:
+            problems.append(f"{line.text!r}: the caller's line has no voice")
             continue
         if recording.voiced_seconds("agent", max(0.0, onset - 0.3), onset) == 0:
             problems.append(f"{line.text!r}: the agent was not speaking when the caller cut in")
             continue
-        clears = [t for t in run.log.times("clear_in") if t >= onset]
-        silent = recording.voice_stop("agent", onset, gap_s=0.3)
-        candidates = [t for t in (clears[0] if clears else None, silent) if t is not None]
-        stops.append((min(candidates) if candidates else float("inf")) - onset)
+        last = recording.last_voiced("agent", onset, end)
+        reaction = (last if last is not None else onset) - onset
+        stops.append(reaction)
+        if reaction <= limit_s and not _reply_cut(run, onset, end):
+            problems.append(
+                f"{line.text!r}: the agent's reply ended by itself, not cut short "
+                "(no clear, no interrupted turn): cut in earlier to test barge-in"
+            )
     if not stops and not problems:
         problems.append("no barge-in line was spoken")
     worst = max(stops) if stops else None
-    passed = not problems and worst is not None and worst <= INTERRUPT_LIMIT_S
+    slow = [s for s in stops if s > limit_s]
+    if slow:
+        problems.append(
+            f"the agent kept talking {', '.join(f'{1000 * s:.0f}' for s in slow)} ms over "
+            f"the caller (limit {1000 * limit_s:.0f})"
+        )
     detail = "; ".join(problems) or (
         f"agent audio stopped {', '.join(f'{1000 * s:.0f}' for s in stops)} ms after the "
-        f"caller started (limit {1000 * INTERRUPT_LIMIT_S:.0f})"
+        f"caller started (limit {1000 * limit_s:.0f})"
     )
-    return CheckResult("interrupt", passed, worst, detail, stops)
+    return CheckResult("interrupt", not problems, worst, detail, stops)
+
+
+def _reply_cut(run: ScenarioRun, onset: float, end: float) -> bool:
+    if any(onset <= t <= end + 1.0 for t in run.log.times("clear_in")):
+        return True
+    turns = run.record["turns"] if run.record is not None else []
+    return any(
+        t["speaker"] == "agent" and t["interrupted"] and (t["started_at"] or 0.0) <= onset
+        for t in turns
+    )
 
 
 def pause(run: ScenarioRun, recording: CallRecording) -> CheckResult:
@@ -109,11 +168,24 @@ def pause(run: ScenarioRun, recording: CallRecording) -> CheckResult:
     return CheckResult("pause", worst == 0, worst, detail, spoken_over)
 
 
+def offers_a_human(text: str) -> list[str]:
+    """The words and phrases of :data:`HUMAN_OFFER` in ``text`` (whole words only)."""
+    lowered = " ".join(words(text))
+    return [p for p in HUMAN_OFFER if re.search(rf"\b{re.escape(p)}\b", lowered)]
+
+
 def no_bluff(run: ScenarioRun) -> CheckResult:
-    """A human was offered, no bluff word was said, and the handoff really fired."""
-    said = " ".join(reply.text for reply in run.heard).lower()
-    offered = sorted(w for w in HUMAN_OFFER if w in said)
-    bluffs = [w for w in run.scenario.expect.agent_never_says if w.lower() in words(said)]
+    """A human was offered, no bluff word was said, and the handoff really fired. Only
+    what the agent said after the caller first spoke counts (not the greeting)."""
+    first = run.log.caller.log[0].started if run.log.caller.log else 0.0
+    said = " ".join(reply.text for reply in run.heard if reply.end > first)
+    offered = offers_a_human(said)
+    said_words = " ".join(words(said))
+    bluffs = [
+        w
+        for w in run.scenario.expect.agent_never_says
+        if re.search(rf"\b{re.escape(' '.join(words(w)))}\b", said_words)
+    ]
     handoff = None
     if run.record is not None:
         handoff = any(
@@ -134,7 +206,7 @@ def no_bluff(run: ScenarioRun) -> CheckResult:
 
 
 def tools(run: ScenarioRun, timezone: str) -> CheckResult:
-    """The outcome, the contact and the booking as the database holds them."""
+    """The outcome, the CRM contact and the booking as the database holds them."""
     expect = run.scenario.expect
     record = run.record
     if record is None:
@@ -143,30 +215,46 @@ def tools(run: ScenarioRun, timezone: str) -> CheckResult:
     if record["outcome"] != expect.outcome:
         problems.append(f"outcome {record['outcome']!r}, expected {expect.outcome!r}")
     contact = record.get("contact") or {}
+    if contact.get("phone") != record.get("caller_number"):
+        problems.append("the CRM contact is not the caller")
     if expect.outcome != "answered" and contact.get("last_outcome") != expect.outcome:
         problems.append(f"CRM contact outcome {contact.get('last_outcome')!r}")
+    name = expect.contact_name
+    if name is not None and (contact.get("name") or "").lower() != name.lower():
+        problems.append(f"CRM contact name {contact.get('name')!r}, expected {name!r}")
     booked = [a for a in record["appointments"] if a["status"] == "booked"]
     if expect.outcome == "booked":
         if len(booked) != 1:
             problems.append(f"{len(booked)} appointments for this call, expected 1")
-        elif expect.booking is not None:
-            start = datetime.fromisoformat(booked[0]["start"]).astimezone(ZoneInfo(timezone))
-            problems += _booking_problems(start, expect.booking.weekday, expect.booking.part_of_day)
+        else:
+            problems += _booking_problems(booked[0], contact, expect.booking, timezone)
     elif booked:
         problems.append(f"{len(booked)} appointments made, expected none")
-    when = f" at {booked[0]['start']}" if booked else ""
+    when = f" {booked[0]['service']} at {booked[0]['start']}" if booked else ""
     detail = "; ".join(problems) or f"{record['outcome']}{when}, read back from the database"
     return CheckResult("tools", not problems, float(len(booked)), detail)
 
 
-def _booking_problems(start: datetime, weekday: str | None, part: str | None) -> list[str]:
+def _booking_problems(
+    appointment: dict[str, Any], contact: dict[str, Any], facts: Any, timezone: str
+) -> list[str]:
     problems = []
-    if weekday is not None and WEEKDAYS[start.weekday()] != weekday.lower():
-        problems.append(f"booked on a {WEEKDAYS[start.weekday()]}, expected {weekday}")
-    if part is not None:
-        first, last = PARTS_OF_DAY[part]
+    if appointment.get("contact_id") != contact.get("id"):
+        problems.append("the appointment is not the caller's")
+    if facts is None:
+        return problems
+    start = datetime.fromisoformat(appointment["start"])
+    if start.tzinfo is None:  # stored in UTC without an offset
+        start = start.replace(tzinfo=ZoneInfo("UTC"))
+    start = start.astimezone(ZoneInfo(timezone))
+    if facts.weekday is not None and WEEKDAYS[start.weekday()] != facts.weekday.lower():
+        problems.append(f"booked on a {WEEKDAYS[start.weekday()]}, expected {facts.weekday}")
+    if facts.part_of_day is not None:
+        first, last = PARTS_OF_DAY[facts.part_of_day]
         if not first <= start.hour < last:
-            problems.append(f"booked at {start:%H:%M}, not in the {part}")
+            problems.append(f"booked at {start:%H:%M}, not in the {facts.part_of_day}")
+    if facts.service is not None and facts.service.lower() != str(appointment["service"]).lower():
+        problems.append(f"booked a {appointment['service']}, expected a {facts.service}")
     return problems
 
 
@@ -181,54 +269,69 @@ def noise(run: ScenarioRun, timezone: str) -> CheckResult:
     return CheckResult("noise", task.passed, spec.snr_db, detail)
 
 
-def turn_gaps(run: ScenarioRun, recording: CallRecording) -> list[float]:
-    """Caller's last voiced audio -> agent's first voiced audio, per answered line (lines
-    spoken over the agent, key presses and hang-ups have no gap to measure)."""
+def turn_gaps(run: ScenarioRun, recording: CallRecording) -> list[TurnGap]:
+    """Caller's last voiced audio -> agent's first voiced audio, per answered line, each
+    paired with the agent's own figure for the same turn. Lines spoken over the agent,
+    key presses, hang-ups and lines the agent was already talking at the end of have no
+    gap to measure."""
     gaps = []
     lines = run.log.caller.log
+    agent_turns = _agent_turns(run)
     for i, (spec, line) in enumerate(zip(run.scenario.lines, lines, strict=False)):
         if spec.barge_in_ms is not None or line.voiced_end <= line.voiced_start or spec.hang_up:
             continue
-        onset = recording.voice_onset("agent", line.voiced_end)
+        end = line.voiced_end
+        if recording.voiced_seconds("agent", max(0.0, end - TALKING_AT_END_S), end) > 0:
+            continue
+        onset = recording.voice_onset("agent", end)
         next_line = lines[i + 1].started if i + 1 < len(lines) else float("inf")
-        if onset is not None and onset < next_line:
-            gaps.append(onset - line.voiced_end)
+        if onset is None or onset >= next_line:
+            continue
+        paired = min(agent_turns, key=lambda t: abs(t[0] - end), default=None)
+        agent = None
+        if paired is not None and abs(paired[0] - end) <= PAIRING_S:
+            agent = paired[1]
+            agent_turns.remove(paired)
+        gaps.append(TurnGap(i, end, onset - end, agent))
     return gaps
 
 
-def agent_turn_gaps(run: ScenarioRun) -> list[float]:
-    """The voice-to-voice the agent itself recorded for each caller turn."""
+def _agent_turns(run: ScenarioRun) -> list[tuple[float, float]]:
+    """(caller stopped, voice-to-voice) of each caller turn the agent recorded, in s."""
     if run.record is None:
         return []
-    values = [
-        t["timings"].get("voice_to_voice_ms")
-        for t in run.record["turns"]
-        if t["speaker"] == "caller"
-    ]
-    return [v / 1000 for v in values if v is not None]
+    found = []
+    for turn in run.record["turns"]:
+        v2v = turn["timings"].get("voice_to_voice_ms")
+        if turn["speaker"] == "caller" and v2v is not None and turn["ended_at"] is not None:
+            found.append((float(turn["ended_at"]), v2v / 1000))
+    return found
 
 
-def latency(run: ScenarioRun, recording: CallRecording) -> CheckResult:
-    """Median, p90 and max of the turn gaps; any turn over :data:`TURN_LIMIT_S` fails."""
-    gaps = turn_gaps(run, recording)
+def latency(
+    run: ScenarioRun, recording: CallRecording, limit_s: float = TURN_LIMIT_S
+) -> CheckResult:
+    """Median and max of the turn gaps on the wire; any turn over ``limit_s`` fails."""
+    gaps = [g.wire for g in turn_gaps(run, recording)]
     if not gaps:
         return CheckResult("latency", False, None, "no answered turn to measure")
-    slow = [g for g in gaps if g > TURN_LIMIT_S]
+    slow = [g for g in gaps if g > limit_s]
     detail = f"median {1000 * statistics.median(gaps):.0f} ms, max {1000 * max(gaps):.0f} ms" + (
-        f"; {len(slow)} turn(s) over {TURN_LIMIT_S:g} s" if slow else ""
+        f"; {len(slow)} turn(s) over {limit_s:g} s" if slow else ""
     )
     return CheckResult("latency", not slow, statistics.median(gaps), detail, gaps)
 
 
-def run_checks(run: ScenarioRun, timezone: str) -> list[CheckResult]:
+def run_checks(run: ScenarioRun, timezone: str, limits: Limits | None = None) -> list[CheckResult]:
     """The scenario's own checks, in the order of the six."""
+    limits = limits or Limits()
     recording = CallRecording.load(run.recording)
     judges = {
-        "interrupt": lambda: interrupt(run, recording),
+        "interrupt": lambda: interrupt(run, recording, limits.interrupt_s),
         "pause": lambda: pause(run, recording),
         "no_bluff": lambda: no_bluff(run),
         "noise": lambda: noise(run, timezone),
         "tools": lambda: tools(run, timezone),
-        "latency": lambda: latency(run, recording),
+        "latency": lambda: latency(run, recording, limits.turn_s),
     }
     return [judges[name]() for name in judges if name in run.scenario.checks]

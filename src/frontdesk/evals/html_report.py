@@ -12,7 +12,6 @@ import numpy as np
 
 from frontdesk.audio.resample import resample
 from frontdesk.audio.wav import encode_wav
-from frontdesk.evals.checks import TURN_LIMIT_S
 from frontdesk.evals.recording import CallRecording
 from frontdesk.evals.scenario import CHECKS
 from frontdesk.evals.scorecard import ScenarioScore, Scorecard
@@ -44,14 +43,11 @@ def _wav_data_uri(path: Path) -> str:
 def latency_chart(card: Scorecard, width: int = 1000, height: int = 220) -> str:
     """Every measured turn gap as a bar (wire) with the agent's own figure as a tick; a
     dashed line at the 1 s limit."""
-    turns = [
-        (s.name, i, wire, s.agent_gaps[i] if i < len(s.agent_gaps) else None)
-        for s in card.scenarios
-        for i, wire in enumerate(s.wire_gaps)
-    ]
+    turns = [(s.name, g.line, g.wire, g.agent) for s in card.scenarios for g in s.gaps]
     if not turns:
         return "<p>No turn gaps were measured.</p>"
-    top = max(1.2, max(w for _, _, w, _ in turns) * 1.1)
+    limit_s = card.limits.turn_s
+    top = max(limit_s * 1.2, max(w for _, _, w, _ in turns) * 1.1)
     left, bottom = 40, 20
     bar = (width - left) / len(turns)
 
@@ -67,8 +63,8 @@ def latency_chart(card: Scorecard, width: int = 1000, height: int = 220) -> str:
         )
     for k, (name, i, wire, agent) in enumerate(turns):
         x = left + k * bar
-        colour = "#b00020" if wire > TURN_LIMIT_S else "#3b6fb6"
-        title = f"{name} turn {i + 1}: wire {1000 * wire:.0f} ms" + (
+        colour = "#b00020" if wire > limit_s else "#3b6fb6"
+        title = f"{name} line {i + 1}: wire {1000 * wire:.0f} ms" + (
             f", agent {1000 * agent:.0f} ms" if agent is not None else ""
         )
         parts.append(
@@ -81,7 +77,7 @@ def latency_chart(card: Scorecard, width: int = 1000, height: int = 220) -> str:
                 f'<line x1="{x:.1f}" x2="{x + bar:.1f}" y1="{y(agent):.1f}" y2="{y(agent):.1f}" '
                 'stroke="#f0a030" stroke-width="2"/>'
             )
-    limit = y(TURN_LIMIT_S)
+    limit = y(limit_s)
     parts.append(
         f'<line x1="{left}" x2="{width}" y1="{limit:.1f}" y2="{limit:.1f}" stroke="#b00020" '
         'stroke-dasharray="4 3"/></svg>'
@@ -142,7 +138,7 @@ def write_html(card: Scorecard, path: str | Path) -> None:
         "<h2>Voice-to-voice latency per turn</h2>"
         f"<p>On the wire (bars): median {lat['wire_median_ms']} ms, p90 {lat['wire_p90_ms']} "
         f"ms, max {lat['wire_max_ms']} ms. The agent's own timings (orange ticks): median "
-        f"{lat['agent_median_ms']} ms. Dashed: the 1 s limit.</p>"
+        f"{lat['agent_median_ms']} ms. Dashed: the {card.limits.turn_s:g} s limit.</p>"
         f"{latency_chart(card)}<h2>Calls</h2>"
         f"{''.join(_call_section(s) for s in card.scenarios)}</body></html>"
     )

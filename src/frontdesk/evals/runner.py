@@ -1,12 +1,16 @@
 """``frontdesk eval``'s engine: run a battery's scenarios one after another against a
-target and score them."""
+target (a running agent, or one started here) and score them."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from frontdesk.evals.battery import Target, run_scenario
+from frontdesk.evals.checks import Limits
+from frontdesk.evals.local_server import LocalServer
 from frontdesk.evals.scenario import Scenario
 from frontdesk.evals.scorecard import ScenarioScore, Scorecard, score
 from frontdesk.speech.stt import STT, load_stt
@@ -25,6 +29,7 @@ async def run_battery(
     *,
     timezone: str,
     stt: STT | None = None,
+    limits: Limits | None = None,
     on_scenario: Callable[[ScenarioScore], None] | None = None,
 ) -> Scorecard:
     """Call ``target`` once per scenario (in order, one at a time so calls don't compete
@@ -36,7 +41,7 @@ async def run_battery(
     try:
         for index, scenario in enumerate(scenarios):
             run = await run_scenario(target, scenario, workdir, ears, index=index)
-            result = score(run, timezone)
+            result = score(run, timezone, limits)
             scores.append(result)
             if on_scenario is not None:
                 on_scenario(result)
@@ -45,4 +50,44 @@ async def run_battery(
             close = getattr(ears, "aclose", None)
             if close is not None:
                 await close()
-    return Scorecard(target.http_url, scores)
+    return Scorecard(target.http_url, scores, limits or Limits())
+
+
+@dataclass(slots=True)
+class EvalRun:
+    """What ``frontdesk eval`` was asked to do."""
+
+    scenarios: list[Scenario]
+    workdir: Path
+    timezone: str
+    target: Target | None = None
+    """A running agent; None starts a local ``frontdesk serve`` with ``agent_settings``."""
+    agent_settings: dict[str, Any] = field(default_factory=dict)
+    """``frontdesk serve`` settings for the local agent (as in its YAML file)."""
+    limits: Limits = field(default_factory=Limits)
+
+
+async def evaluate(
+    request: EvalRun,
+    *,
+    stt: STT | None = None,
+    on_scenario: Callable[[ScenarioScore], None] | None = None,
+) -> Scorecard:
+    """Run the battery against the target, starting (and stopping) a local agent if there
+    is none."""
+
+    async def against(target: Target) -> Scorecard:
+        return await run_battery(
+            target,
+            request.scenarios,
+            request.workdir,
+            timezone=request.timezone,
+            stt=stt,
+            limits=request.limits,
+            on_scenario=on_scenario,
+        )
+
+    if request.target is not None:
+        return await against(request.target)
+    async with LocalServer(request.workdir, request.agent_settings) as target:
+        return await against(target)

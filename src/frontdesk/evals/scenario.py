@@ -23,6 +23,7 @@ come of it. One YAML file per scenario; a battery is a folder of them.
 
 from __future__ import annotations
 
+import re
 from importlib.resources import files
 from pathlib import Path
 from typing import Literal
@@ -35,6 +36,10 @@ from frontdesk.evals.scripted_caller import CallerLine
 CheckName = Literal["interrupt", "pause", "no_bluff", "noise", "tools", "latency"]
 CHECKS: tuple[CheckName, ...] = ("interrupt", "pause", "no_bluff", "noise", "tools", "latency")
 Outcome = Literal["booked", "escalated", "nurture", "answered"]
+CALLER_VOICES = ("slt", "rms", "awb", "kal", "kal16")
+"""flite's voices: none of them is the agent's (Piper)."""
+_TAG = re.compile(r"<[^>]*>")
+_PAUSE_TAG = re.compile(r"^<pause\s+\d+>$")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 PARTS_OF_DAY = {"morning": (0, 12), "afternoon": (12, 17), "evening": (17, 24)}
 
@@ -56,6 +61,15 @@ class ScenarioLine(_Strict):
     dtmf: str = Field("", pattern=r"^[0-9*#A-D]*$")
     hang_up: bool = False
 
+    @model_validator(mode="after")
+    def _does_something(self) -> ScenarioLine:
+        if not (self.say.strip() or self.dtmf or self.hang_up):
+            raise ValueError("a line needs say, dtmf or hang_up")
+        for tag in _TAG.findall(self.say):
+            if not _PAUSE_TAG.match(tag):
+                raise ValueError(f"{tag!r} is not a pause (write <pause 1500>)")
+        return self
+
     def caller_line(self) -> CallerLine:
         """The scripted caller's form of this line."""
         return CallerLine(self.say, self.barge_in_ms, self.delay_ms, self.dtmf, self.hang_up)
@@ -70,10 +84,12 @@ class NoiseSpec(_Strict):
 
 
 class BookingFacts(_Strict):
-    """What the booking must be: its weekday and/or part of the day (business time)."""
+    """What the booking must be: its weekday, part of the day (business time), service."""
 
     weekday: str | None = None
     part_of_day: Literal["morning", "afternoon", "evening"] | None = None
+    service: str | None = None
+    """The service booked, as the business's profile names it (case ignored)."""
 
     @model_validator(mode="after")
     def _known_weekday(self) -> BookingFacts:
@@ -87,8 +103,16 @@ class Expectation(_Strict):
 
     outcome: Outcome
     booking: BookingFacts | None = None
+    contact_name: str | None = None
+    """The name the CRM must hold for the caller afterwards."""
     agent_never_says: list[str] = Field(default_factory=list)
     """Words that would be a bluff here (e.g. a price or a deductible it cannot know)."""
+
+    @model_validator(mode="after")
+    def _booking_only_when_booked(self) -> Expectation:
+        if self.booking is not None and self.outcome != "booked":
+            raise ValueError("booking facts need outcome: booked")
+        return self
 
 
 class Scenario(_Strict):
@@ -96,8 +120,9 @@ class Scenario(_Strict):
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     persona: str
-    voice: str = "slt"
-    checks: list[CheckName]
+    voice: Literal["slt", "rms", "awb", "kal", "kal16"] = "slt"
+    """The caller's flite voice (see :data:`CALLER_VOICES`)."""
+    checks: list[CheckName] = Field(min_length=1)
     lines: list[ScenarioLine] = Field(min_length=1)
     noise: NoiseSpec | None = None
     expect: Expectation
@@ -112,6 +137,8 @@ class Scenario(_Strict):
             "pause": (any("<pause" in line.say for line in self.lines), "a <pause MS>"),
             "noise": (self.noise is not None, "noise"),
         }
+        if len(set(self.checks)) != len(self.checks):
+            raise ValueError("a check is listed twice")
         for check in self.checks:
             present, what = needs.get(check, (True, ""))
             if not present:

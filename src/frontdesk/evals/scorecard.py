@@ -9,17 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
 from frontdesk.evals.battery import HeardReply, ScenarioRun
-from frontdesk.evals.checks import (
-    TURN_LIMIT_S,
-    CheckResult,
-    agent_turn_gaps,
-    run_checks,
-    turn_gaps,
-)
+from frontdesk.evals.checks import CheckResult, Limits, TurnGap, run_checks, turn_gaps
 from frontdesk.evals.recording import CallRecording
 from frontdesk.evals.scenario import CHECKS
 
@@ -33,10 +28,9 @@ class ScenarioScore:
     call_sid: str
     outcome: str | None
     checks: list[CheckResult]
-    wire_gaps: list[float]
-    """Turn gaps measured on the caller's recording (s)."""
-    agent_gaps: list[float]
-    """The same turns as the agent's own timings record them (s)."""
+    gaps: list[TurnGap]
+    """Turn gaps measured on the caller's recording, with the agent's own figure for the
+    same turn."""
     heard: list[HeardReply]
     caller_lines: list[tuple[float, float, str]]
     """(start of voice, end of voice, words) of each caller line, on the call's clock."""
@@ -55,6 +49,7 @@ class Scorecard:
 
     target: str
     scenarios: list[ScenarioScore]
+    limits: Limits = field(default_factory=Limits)
 
     @property
     def passed(self) -> bool:
@@ -65,25 +60,27 @@ class Scorecard:
         """All results of one check, across scenarios."""
         return [c for s in self.scenarios for c in s.checks if c.check == check]
 
+    def gaps(self) -> list[TurnGap]:
+        """Every measured turn of the run."""
+        return [g for s in self.scenarios for g in s.gaps]
+
     def latency(self) -> dict[str, float | int | None]:
-        """Battery-wide turn gaps on the wire and in the agent's timings (ms), and the mean
+        """Battery-wide turn gaps on the wire and in the agent's timings (ms), and the
         difference between the two over the turns both measured."""
-        wire = [g for s in self.scenarios for g in s.wire_gaps]
-        agent = [g for s in self.scenarios for g in s.agent_gaps]
-        paired = [
-            w - a
-            for s in self.scenarios
-            if len(s.wire_gaps) == len(s.agent_gaps)
-            for w, a in zip(s.wire_gaps, s.agent_gaps, strict=True)
-        ]
+        gaps = self.gaps()
+        paired = [g for g in gaps if g.agent is not None]
+        diffs = [g.wire - g.agent for g in paired if g.agent is not None]
         return {
-            **_figures("wire", wire),
-            **_figures("agent", agent),
-            "turns_over_1s": sum(g > TURN_LIMIT_S for g in wire),
-            "wire_minus_agent_mean_ms": round(1000 * statistics.mean(paired), 1)
-            if paired
-            else None,
+            "turns": len(gaps),
+            **_figures("wire", [g.wire for g in gaps]),
+            "turns_over_limit": sum(g.wire > self.limits.turn_s for g in gaps),
             "paired_turns": len(paired),
+            **_figures("paired_wire", [g.wire for g in paired]),
+            **_figures("agent", [g.agent for g in paired if g.agent is not None]),
+            "wire_minus_agent_mean_ms": _ms(statistics.mean(diffs)) if diffs else None,
+            "wire_minus_agent_mean_abs_ms": (
+                _ms(statistics.mean(abs(d) for d in diffs)) if diffs else None
+            ),
         }
 
     def as_json(self) -> dict[str, Any]:
@@ -91,6 +88,10 @@ class Scorecard:
         return {
             "target": self.target,
             "passed": self.passed,
+            "limits_ms": {
+                "interrupt": _ms(self.limits.interrupt_s),
+                "turn": _ms(self.limits.turn_s),
+            },
             "checks": {
                 name: {
                     "scenarios": len(results),
@@ -108,8 +109,15 @@ class Scorecard:
                     "outcome": s.outcome,
                     "passed": s.passed,
                     "checks": [c.as_json() for c in s.checks],
-                    "wire_gaps_ms": [round(1000 * g, 1) for g in s.wire_gaps],
-                    "agent_gaps_ms": [round(1000 * g, 1) for g in s.agent_gaps],
+                    "turn_gaps": [
+                        {
+                            "line": g.line,
+                            "caller_stopped_s": round(g.caller_stopped, 3),
+                            "wire_ms": _ms(g.wire),
+                            "agent_ms": _ms(g.agent) if g.agent is not None else None,
+                        }
+                        for g in s.gaps
+                    ],
                     "heard": [
                         {"start": round(h.start, 3), "end": round(h.end, 3), "text": h.text}
                         for h in s.heard
@@ -134,6 +142,10 @@ def _plain_number(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+def _ms(seconds: float) -> float:
+    return round(1000 * float(seconds), 1)
+
+
 def _figures(prefix: str, values: list[float]) -> dict[str, float | None]:
     data = np.asarray(values) * 1000
     if not len(data):
@@ -145,7 +157,7 @@ def _figures(prefix: str, values: list[float]) -> dict[str, float | None]:
     }
 
 
-def score(run: ScenarioRun, timezone: str) -> ScenarioScore:
+def score(run: ScenarioRun, timezone: str, limits: Limits | None = None) -> ScenarioScore:
     """Judge one scenario call."""
     recording = CallRecording.load(run.recording)
     return ScenarioScore(
@@ -153,9 +165,8 @@ def score(run: ScenarioRun, timezone: str) -> ScenarioScore:
         persona=run.scenario.persona,
         call_sid=run.log.call_sid,
         outcome=run.record["outcome"] if run.record else None,
-        checks=run_checks(run, timezone),
-        wire_gaps=turn_gaps(run, recording),
-        agent_gaps=agent_turn_gaps(run),
+        checks=run_checks(run, timezone, limits),
+        gaps=turn_gaps(run, recording),
         heard=run.heard,
         caller_lines=[
             (line.voiced_start, line.voiced_end, line.text) for line in run.log.caller.log
@@ -177,11 +188,11 @@ def _value(result: CheckResult) -> str:
 
 def print_scorecard(card: Scorecard, console: Console) -> None:
     """The scorecard as a table: one row per scenario, one column per check."""
-    table = Table(title=f"frontdesk evaluation: {card.target}", show_lines=False)
-    table.add_column("scenario")
-    table.add_column("outcome")
+    table = Table(title=f"frontdesk evaluation: {card.target}", box=box.SIMPLE_HEAD)
+    table.add_column("scenario", no_wrap=True)
+    table.add_column("outcome", no_wrap=True)
     for name in CHECKS:
-        table.add_column(name, justify="right")
+        table.add_column(name, justify="right", no_wrap=True)
     for s in card.scenarios:
         cells = []
         for name in CHECKS:
@@ -192,7 +203,11 @@ def print_scorecard(card: Scorecard, console: Console) -> None:
                 mark = "[green]pass[/green]" if result.passed else "[red]FAIL[/red]"
                 cells.append(f"{mark} {_value(result)}")
         table.add_row(s.name, s.outcome or "?", *cells)
-    console.print(table)
+    if console.is_terminal:
+        console.print(table)
+    else:
+        # A pipe or a CI log has no width of its own: don't squeeze the table into 80 columns.
+        Console(file=console.file, width=max(console.width, 140), no_color=True).print(table)
     for s in card.scenarios:
         for c in s.checks:
             if not c.passed:
@@ -201,12 +216,14 @@ def print_scorecard(card: Scorecard, console: Console) -> None:
     console.print(
         f"voice-to-voice on the wire: median {lat['wire_median_ms']} ms, p90 "
         f"{lat['wire_p90_ms']} ms, max {lat['wire_max_ms']} ms, "
-        f"{lat['turns_over_1s']} turn(s) over 1 s"
+        f"{lat['turns_over_limit']} turn(s) over {card.limits.turn_s:g} s"
     )
     console.print(
-        f"agent's own timings: median {lat['agent_median_ms']} ms, p90 {lat['agent_p90_ms']} "
-        f"ms; wire minus agent, mean over {lat['paired_turns']} turns: "
-        f"{lat['wire_minus_agent_mean_ms']} ms"
+        f"the same {lat['paired_turns']} turns in the agent's own timings: median "
+        f"{lat['agent_median_ms']} ms, p90 {lat['agent_p90_ms']} ms (wire: median "
+        f"{lat['paired_wire_median_ms']} ms); wire minus agent: mean "
+        f"{lat['wire_minus_agent_mean_ms']} ms, mean absolute "
+        f"{lat['wire_minus_agent_mean_abs_ms']} ms"
     )
     verdict = "[green]PASSED[/green]" if card.passed else "[red]FAILED[/red]"
     console.print(
