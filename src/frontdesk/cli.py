@@ -260,54 +260,62 @@ def evaluate(
         None, help="the agent's database, to verify bookings and outcomes (with --url)"
     ),
     profile: Path | None = typer.Option(None, help="the agent's profile (its timezone)"),
+    agent_config: Path | None = typer.Option(
+        None, help="frontdesk serve settings (YAML) for the local agent, e.g. barge_in: false"
+    ),
     fixed_now: str | None = typer.Option(
         None, help="pin the local agent's clock, e.g. 2026-11-23T09:30:00-05:00"
     ),
+    interrupt_limit_ms: int = typer.Option(300, help="pass mark: talked over -> silent"),
+    turn_limit_ms: int = typer.Option(1000, help="pass mark: caller's last word -> agent"),
     workdir: Path | None = typer.Option(None, help="where recordings go [a temp folder]"),
     json_path: Path | None = typer.Option(None, "--json", help="write results as JSON"),
     html_path: Path | None = typer.Option(None, "--html", help="write a self-contained report"),
 ) -> None:
     """Call the agent with the evaluation battery and score the six production checks.
 
-    Exits 1 when any check fails, so it can gate a deployment.
+    Exits 1 when any check fails (2 when the battery cannot run), so it can gate a
+    deployment.
     """
     import tempfile
 
+    import yaml
+
     from frontdesk.brain.profile import load_profile
     from frontdesk.evals.battery import BatteryError, Target
+    from frontdesk.evals.checks import Limits
     from frontdesk.evals.html_report import write_html
-    from frontdesk.evals.local_server import LocalServer
-    from frontdesk.evals.runner import run_battery
+    from frontdesk.evals.runner import EvalRun
+    from frontdesk.evals.runner import evaluate as run_eval
     from frontdesk.evals.scenario import ScenarioError, load_battery
-    from frontdesk.evals.scorecard import ScenarioScore, Scorecard, print_scorecard
+    from frontdesk.evals.scorecard import ScenarioScore, print_scorecard
+    from frontdesk.server.config import ConfigError, load_serve_config
 
     try:
         scenarios = load_battery(battery, only or None)
-    except ScenarioError as exc:
+        settings = yaml.safe_load(agent_config.read_text(encoding="utf-8")) if agent_config else {}
+        overrides = {"profile": profile, "fixed_now": fixed_now}
+        settings = {**(settings or {}), **{k: v for k, v in overrides.items() if v is not None}}
+        agent = load_serve_config(env={}, overrides=settings)  # named errors before any call
+    except (ScenarioError, ConfigError, OSError, yaml.YAMLError) as exc:
         _fail(str(exc))
-    timezone = load_profile(profile).timezone
     workdir = workdir or Path(tempfile.mkdtemp(prefix="frontdesk-eval-"))
+    request = EvalRun(
+        scenarios,
+        workdir,
+        load_profile(agent.profile).timezone,
+        target=Target(url, auth_token, database_url) if url is not None else None,
+        agent_settings=settings,
+        limits=Limits(interrupt_limit_ms / 1000, turn_limit_ms / 1000),
+    )
     console.print(f"{len(scenarios)} scenarios; recordings in {workdir}")
 
     def progress(result: ScenarioScore) -> None:
         verdict = "[green]pass[/green]" if result.passed else "[red]FAIL[/red]"
         console.print(f"  {result.name}: {result.outcome or '?'} {verdict}")
 
-    async def run() -> Scorecard:
-        if url is not None:
-            target = Target(url, auth_token, database_url)
-            return await run_battery(
-                target, scenarios, workdir, timezone=timezone, on_scenario=progress
-            )
-        settings = {"profile": profile, "fixed_now": fixed_now}
-        server = LocalServer(workdir, {k: v for k, v in settings.items() if v is not None})
-        async with server as target:
-            return await run_battery(
-                target, scenarios, workdir, timezone=timezone, on_scenario=progress
-            )
-
     try:
-        card = asyncio.run(run())
+        card = asyncio.run(run_eval(request, on_scenario=progress))
     except (BatteryError, RuntimeError, ValueError) as exc:
         _fail(str(exc))
     print_scorecard(card, console)
