@@ -194,39 +194,43 @@ class Sipp:
         return HOST, self.port
 
     async def start(self) -> Sipp:
-        """Start sipp (a server is ready within milliseconds; UDP retransmits cover it)."""
-        self.proc = await asyncio.create_subprocess_exec(
-            *self.argv,
-            cwd=self.workdir,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        """Start sipp (a server is ready within milliseconds; UDP retransmits cover it).
+        Its screen goes to a file: an unread pipe would fill up and stall a long run."""
+        stem = self.scenario.stem
+        with (
+            (self.workdir / f"{stem}-stdout.log").open("wb") as out,
+            (self.workdir / f"{stem}-stderr.log").open("wb") as err,
+        ):
+            self.proc = await asyncio.create_subprocess_exec(
+                *self.argv, cwd=self.workdir, stdout=out, stderr=err
+            )
         await asyncio.sleep(0.2)
         return self
+
+    async def stop_after(self, seconds: float) -> None:
+        """Give sipp ``seconds`` to finish its scenario, then kill it (the run fails)."""
+        if self.proc is not None and self.proc.returncode is None:
+            try:
+                async with asyncio.timeout(seconds):
+                    await self.proc.wait()
+            except TimeoutError:
+                await self.stop()
 
     async def wait(self) -> SippResult:
         """Wait for the scenario to end (killed after its timeout) and read its traces."""
         assert self.proc is not None, "start() first"
-        try:
-            async with asyncio.timeout(self.timeout_s + 10):
-                out, err = await self.proc.communicate()
-        except TimeoutError:
-            self.proc.kill()
-            out, err = await self.proc.communicate()
+        await self.stop_after(self.timeout_s + 10)
         stem = self.scenario.stem
-        texts = [
-            path.read_text(errors="replace")
-            for path in (
-                self.workdir / f"{stem}-messages.log",
-                self.workdir / f"{stem}-errors.log",
-            )
-            if path.exists()
-        ]
+
+        def read(suffix: str) -> str:
+            path = self.workdir / f"{stem}-{suffix}.log"
+            return path.read_text(errors="replace") if path.exists() else ""
+
         return SippResult(
             self.proc.returncode or 0,
-            out.decode(errors="replace"),
-            err.decode(errors="replace"),
-            "".join(texts),
+            read("stdout"),
+            read("stderr"),
+            read("messages") + read("errors"),
         )
 
     async def stop(self) -> None:
