@@ -25,7 +25,13 @@ import pytest_asyncio
 from frontdesk.brain.base import EndCall, Message, TextDelta, ToolCall, ToolResult, TurnContext
 from frontdesk.brain.fallback import FallbackBrain
 from frontdesk.brain.flow import FlowBrain
-from frontdesk.brain.llm import LLMBrain, LLMSettings, asks_for_another_booking
+from frontdesk.brain.llm import LLMBrain, LLMSettings
+from frontdesk.brain.llm_policy import (
+    CallMemory,
+    asks_for_another_booking,
+    grounded_arguments,
+    required_tool,
+)
 from frontdesk.brain.local_llm import LocalLLMServer, LocalModelError, PackagedModel, model_path
 from frontdesk.brain.openai_stream import (
     LLMError,
@@ -449,3 +455,65 @@ def test_model_slices_are_checked_before_use(tmp_path: Path) -> None:
         model_path(missing, cache_dir=tmp_path)
     with pytest.raises(LocalModelError, match="model file not found"):
         LocalLLMServer(tmp_path / "missing.gguf")
+
+
+# -- guidance outside the model ----------------------------------------------------------------
+
+
+def test_a_day_the_calendar_was_not_asked_about_must_be_checked_first() -> None:
+    memory, check = CallMemory(), "check_availability"
+    assert required_tool("What do you have Thursday afternoon?", NOW, memory) == check
+    assert required_tool("As soon as possible, please.", NOW, memory) == check
+    assert required_tool("Where are you located?", NOW, memory) is None
+    thursday_noon = datetime(2026, 11, 26, 12, 0, tzinfo=NY)
+    memory.offered[thursday_noon] = thursday_noon.isoformat()
+    assert required_tool("Thursday at noon works.", NOW, memory) is None  # picking, not asking
+    assert required_tool("Or maybe Friday?", NOW, memory) == check
+
+
+def test_the_check_is_for_the_day_the_caller_named() -> None:
+    wrong = ToolCall("check_availability", {"day": "2026-11-24", "limit": 3}, "c1")
+    fixed = grounded_arguments(wrong, "Anything on Thursday afternoon?", NOW)
+    assert fixed.arguments == {"day": THURSDAY, "part_of_day": "afternoon", "limit": 3}
+    assert fixed.call_id == "c1"
+    soonest = grounded_arguments(wrong, "The soonest you have.", NOW)
+    assert "day" not in soonest.arguments
+    booking = ToolCall("book_appointment", {"start": "x"}, "c2")
+    assert grounded_arguments(booking, "Thursday please", NOW) is booking
+
+
+async def test_requests_name_the_tool_the_turn_needs_then_ask_for_words(
+    database: Database, scripted: ScriptedLLM
+) -> None:
+    desk = await open_desk(database, scripted_brain(scripted))
+    scripted.script += [
+        tool_reply("check_availability", {"day": "2026-11-24", "part_of_day": "morning"}),
+        text_reply("I have Thursday at noon, 2 PM or 4 PM."),
+    ]
+    await desk.say("What do you have Thursday afternoon?")
+    first, second = scripted.requests
+    assert first["tool_choice"] == {"type": "function", "function": {"name": "check_availability"}}
+    assert second["tool_choice"] == "none"
+    [(check, _)] = desk.named("check_availability")
+    assert (check.arguments["day"], check.arguments["part_of_day"]) == (THURSDAY, "afternoon")
+    assistant = next(m for m in second["messages"] if m.get("tool_calls"))
+    assert "content" not in assistant  # strict servers refuse "content": null
+    sent = json.loads(assistant["tool_calls"][0]["function"]["arguments"])
+    assert sent["day"] == THURSDAY  # the model is shown the call that really ran
+
+    scripted.script.append(text_reply("We're at 1420 Maple Avenue."))
+    await desk.say("Where are you located?")
+    assert scripted.requests[-1]["tool_choice"] == "auto"
+
+
+def test_the_local_grammar_follows_tool_choice() -> None:
+    from frontdesk.brain.local_llm_chat import TEXT_RULE, tool_grammar
+    from frontdesk.brain.local_llm_chat import _grammar as grammar
+
+    tools = frontdesk_tools().openai_tools()
+    assert grammar(tools, "none") == f"root ::= {TEXT_RULE}"
+    assert grammar(tools, "auto") == tool_grammar(tools)
+    named = grammar(tools, {"type": "function", "function": {"name": "end_call"}})
+    assert named.startswith("root ::= call\n") and "check_availability" not in named
+    with pytest.raises(ValueError, match="not among the tools"):
+        grammar(tools, {"type": "function", "function": {"name": "rm_rf"}})

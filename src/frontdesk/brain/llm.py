@@ -20,10 +20,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -38,6 +37,13 @@ from frontdesk.brain.base import (
     ToolCall,
     ToolResult,
     TurnContext,
+)
+from frontdesk.brain.llm_policy import (
+    CHECK_AVAILABILITY,
+    BookingPolicy,
+    CallMemory,
+    grounded_arguments,
+    required_tool,
 )
 from frontdesk.brain.openai_stream import (
     ContentDelta,
@@ -73,6 +79,9 @@ class LLMSettings(BaseModel):
     """Conversation messages sent with each request (older ones are dropped)."""
     max_tool_rounds: int = Field(default=4, ge=1)
     """Completions per caller turn; the last one may not call tools."""
+    guide_tools: bool = True
+    """Make the model call check_availability when the caller names a day the calendar was
+    not asked about (see :func:`~frontdesk.brain.llm_policy.required_tool`)."""
     separate_state_message: bool = True
     """Send the per-turn part of the prompt (clock, call memory) as a second system message,
     so a server's prompt cache keeps the long static part; turn off for endpoints whose
@@ -103,99 +112,6 @@ class LLMTurnTimings:
     requests: int = 0
     tool_calls: int = 0
     chunks: int = 0
-
-
-@dataclass(slots=True)
-class CallMemory:
-    """What this call's tool results established, kept when old turns are dropped."""
-
-    offered: dict[datetime, str] = field(default_factory=dict)
-    """Every time ``check_availability`` returned in this call: start -> ISO text."""
-    bookings: list[str] = field(default_factory=list)
-    """Labels of the appointments booked in this call."""
-
-    def note(self, call: ToolCall, result: ToolResult) -> None:
-        """Remember what a tool result means for the rest of the call."""
-        if not result.ok or not isinstance(result.data, Mapping):
-            return
-        if call.name == "check_availability":
-            for slot in result.data.get("slots", []):
-                start = _moment(slot.get("start"))
-                if start is not None:
-                    self.offered[start] = f"{slot['start']} ({slot.get('label', '')})"
-        elif call.name == "book_appointment":
-            self.bookings.append(str(result.data.get("label") or result.data.get("start")))
-
-    def lines(self) -> list[str]:
-        """The memory as sentences for the system prompt."""
-        lines = []
-        if self.offered:
-            recent = list(self.offered.values())[-6:]
-            lines.append("Times check_availability returned: " + "; ".join(recent))
-        if self.bookings:
-            lines.append("Already booked in this call: " + "; ".join(self.bookings))
-        return lines
-
-
-_ANOTHER = re.compile(
-    r"\b(another|second|one more|two appointments|additional|also (book|schedule)|"
-    r"for my (wife|husband|partner|son|daughter|kid|kids|child|children|mom|mother|dad|"
-    r"father|friend))\b",
-    re.IGNORECASE,
-)
-
-
-def asks_for_another_booking(caller_text: str) -> bool:
-    """Whether the caller's own words ask for one more appointment."""
-    return _ANOTHER.search(caller_text) is not None
-
-
-class BookingPolicy:
-    """Rules the model must not be able to break, checked before its tool calls run."""
-
-    def __init__(self, memory: CallMemory, profile: AgentProfile) -> None:
-        self.memory = memory
-        self.profile = profile
-        self._turn_bookings = 0
-
-    def new_turn(self) -> None:
-        """A caller turn starts: at most one booking may come out of it."""
-        self._turn_bookings = 0
-
-    def refusal(self, call: ToolCall, caller_text: str) -> str | None:
-        """Why ``call`` must not run (words for the model), or None to let it run."""
-        if call.name != "book_appointment":
-            return None
-        start = _moment(call.arguments.get("start"), self.profile)
-        if start is None or start not in self.memory.offered:
-            return (
-                "not booked: book only a time that check_availability returned in this call, "
-                "with its start exactly as returned"
-            )
-        if self._turn_bookings or (
-            self.memory.bookings and not asks_for_another_booking(caller_text)
-        ):
-            return (
-                "not booked: this caller already has an appointment from this call and did "
-                "not ask for another one"
-            )
-        return None
-
-    def booked(self) -> None:
-        """A booking went through."""
-        self._turn_bookings += 1
-
-
-def _moment(value: Any, profile: AgentProfile | None = None) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=profile.tz) if profile is not None else None
-    return moment
 
 
 _EXPECT = (
@@ -262,7 +178,7 @@ class LLMBrain:
         has read them before the first caller turn; returns the seconds it took."""
         started = time.monotonic()
         context = TurnContext("warm-up", None, [], _no_tools)
-        payload = self._payload(self._messages("Hello.", context), tools=True)
+        payload = self._payload(self._messages("Hello.", context), tool_choice="auto")
         payload["max_tokens"] = 1
         async for _ in self._complete(payload, LLMTurnTimings(), started):
             pass
@@ -281,10 +197,13 @@ class LLMBrain:
         self._exchanges.append((caller_text, exchange))
         spoken: list[str] = []
         ending: str | None = None
+        guide = self.settings.guide_tools
+        choice = (required_tool(caller_text, self._now(), self.memory) if guide else None) or "auto"
         try:
             for round_index in range(self.settings.max_tool_rounds):
-                last_round = round_index == self.settings.max_tool_rounds - 1
-                payload = self._payload([*messages, *exchange], tools=not last_round)
+                if round_index == self.settings.max_tool_rounds - 1:
+                    choice = "none"
+                payload = self._payload([*messages, *exchange], tool_choice=choice)
                 calls: tuple[StreamedToolCall, ...] = ()
                 said: list[str] = []
                 async for event in self._complete(payload, timings, started):
@@ -298,6 +217,8 @@ class LLMBrain:
                 spoken += said
                 if not calls:
                     break
+                if guide:
+                    calls = tuple(self._grounded(call, caller_text) for call in calls)
                 exchange.append(_assistant_tool_message(calls))
                 for call in calls:
                     result = await self._run(call, caller_text, context)
@@ -305,6 +226,10 @@ class LLMBrain:
                     exchange.append(_tool_message(call, result))
                     if call.name == "end_call" and result.ok:
                         ending = "completed"
+                # Times just read from the calendar are to be offered now, not checked again
+                # (a small model otherwise repeats the same call until its rounds run out).
+                checked = any(call.name == CHECK_AVAILABILITY for call in calls)
+                choice = "none" if guide and checked else "auto"
         finally:
             timings.total_s = time.monotonic() - started
             self._last_reply = "".join(spoken)
@@ -325,7 +250,10 @@ class LLMBrain:
 
     # -- one completion --------------------------------------------------------------------
 
-    def _payload(self, messages: list[dict[str, Any]], *, tools: bool) -> dict[str, Any]:
+    def _payload(self, messages: list[dict[str, Any]], *, tool_choice: str) -> dict[str, Any]:
+        """One request; ``tool_choice`` is "auto", "none" (words only: the tools stay in the
+        request, so a server's prompt cache still matches) or the name of the tool the model
+        must call (OpenAI's named ``tool_choice``)."""
         payload: dict[str, Any] = {
             "model": self.settings.model,
             "messages": messages,
@@ -335,7 +263,11 @@ class LLMBrain:
         }
         if self.tools:
             payload["tools"] = self.tools
-            payload["tool_choice"] = "auto" if tools else "none"
+            payload["tool_choice"] = (
+                tool_choice
+                if tool_choice in ("auto", "none")
+                else {"type": "function", "function": {"name": tool_choice}}
+            )
         return payload
 
     async def _complete(
@@ -363,6 +295,22 @@ class LLMBrain:
             )
             self._client = httpx.AsyncClient(timeout=timeout)
         return self._client
+
+    def _grounded(self, call: StreamedToolCall, caller_text: str) -> StreamedToolCall:
+        """``call`` with the arguments the caller's own words fix (see
+        :func:`~frontdesk.brain.llm_policy.grounded_arguments`)."""
+        try:
+            arguments = json.loads(call.arguments or "{}")
+        except json.JSONDecodeError:
+            return call  # reported to the model when it runs
+        if not isinstance(arguments, dict):
+            return call
+        request = ToolCall(call.name, arguments, call.id)
+        grounded = grounded_arguments(request, caller_text, self._now())
+        if grounded.arguments == arguments:
+            return call
+        log.info("%s arguments %s grounded to %s", call.name, arguments, grounded.arguments)
+        return StreamedToolCall(call.id, call.name, json.dumps(grounded.arguments))
 
     async def _run(
         self, call: StreamedToolCall, caller_text: str, context: TurnContext
@@ -427,9 +375,10 @@ async def _no_tools(call: ToolCall) -> ToolResult:
 
 
 def _assistant_tool_message(calls: Sequence[StreamedToolCall]) -> dict[str, Any]:
+    # No "content" key at all: OpenAI allows null there, but stricter servers (llama-cpp-
+    # python's request schema) accept only a string or nothing.
     return {
         "role": "assistant",
-        "content": None,
         "tool_calls": [
             {
                 "id": call.id,

@@ -25,6 +25,9 @@ CHAT_FORMAT = "frontdesk-qwen-tools"
 TOOL_OPEN = "<tool_call>"
 _NAME = re.compile(r'\{\s*"name"\s*:\s*"([^"]+)"\s*,\s*"arguments"\s*:')
 _STOP = ["<|im_end|>", "<|endoftext|>"]
+TEXT_RULE = "[^<>{}\\x5B\\x5D` \\t\\n*#] [^<>{}\\x5B\\x5D`]*"
+"""Spoken text, in GBNF: no JSON, tags or markdown anywhere, so a model that half-writes a
+tool call as text cannot have it read out to the caller."""
 
 
 def render_prompt(messages: Sequence[Mapping[str, Any]], tools: Sequence[Any] | None) -> str:
@@ -71,11 +74,11 @@ def render_prompt(messages: Sequence[Mapping[str, Any]], tools: Sequence[Any] | 
     return "".join(parts)
 
 
-def tool_grammar(tools: Sequence[Mapping[str, Any]]) -> str:
+def tool_grammar(tools: Sequence[Mapping[str, Any]], *, text: bool = True) -> str:
     """A GBNF grammar for one reply: plain text (not starting like JSON or a tag), or one
     tool call (tagged or bare JSON) naming a real tool, its arguments shaped by the tool's
     own schema. Small models otherwise write a call as bare JSON or as Python, which would
-    be read out to the caller."""
+    be read out to the caller. ``text=False``: a tool call only."""
     from llama_cpp.llama_grammar import SchemaConverter
 
     converter = SchemaConverter(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
@@ -86,11 +89,11 @@ def tool_grammar(tools: Sequence[Mapping[str, Any]]) -> str:
         schema = converter.resolve_refs(function.get("parameters") or {"type": "object"}, name)
         rule = converter.visit(schema, "args-" + re.sub(r"[^a-zA-Z0-9]+", "-", name))
         bodies.append(f'"{{\\"name\\": \\"{name}\\", \\"arguments\\": " {rule} "}}"')
+    root = "root ::= call | text\n" if text else "root ::= call\n"
     return (
-        "root ::= call | text\n"
-        'call ::= "<tool_call>\\n" body "\\n</tool_call>" | body\n'
+        root + 'call ::= "<tool_call>\\n" body "\\n</tool_call>" | body\n'
         f"body ::= {' | '.join(bodies)}\n"
-        "text ::= [^<{ \\t\\n] [^<]*\n" + converter.format_grammar()
+        f"text ::= {TEXT_RULE}\n" + converter.format_grammar()
     )
 
 
@@ -185,6 +188,23 @@ def stream_chat(pieces: Iterator[str], model: str) -> Iterator[dict[str, Any]]:
     yield chunk({}, "tool_calls" if calls else "stop")
 
 
+def _grammar(tools: Sequence[Mapping[str, Any]], tool_choice: Any) -> str:
+    """The grammar for ``tool_choice`` as OpenAI defines it: "none" (text only), "auto"
+    (text or a call), "required" (a call), or ``{"type": "function", "function": {"name":
+    ...}}`` (a call of that tool)."""
+    if not tools or tool_choice == "none":
+        return f"root ::= {TEXT_RULE}"
+    if tool_choice == "required":
+        return tool_grammar(tools, text=False)
+    if isinstance(tool_choice, Mapping):
+        name = (tool_choice.get("function") or {}).get("name")
+        chosen = [tool for tool in tools if tool["function"]["name"] == name]
+        if not chosen:
+            raise ValueError(f"tool_choice names {name!r}, which is not among the tools")
+        return tool_grammar(chosen, text=False)
+    return tool_grammar(tools)
+
+
 def qwen_tool_chat(
     llama: Any,
     messages: Sequence[Mapping[str, Any]],
@@ -209,8 +229,7 @@ def qwen_tool_chat(
     from llama_cpp.llama_grammar import LlamaGrammar
 
     prompt = render_prompt(messages, tools)
-    calls_allowed = bool(tools) and tool_choice != "none"
-    rules = tool_grammar(tools or ()) if calls_allowed else "root ::= [^<{ \\t\\n] [^<]*"
+    rules = _grammar(tools or (), tool_choice)
     completion = llama.create_completion(
         prompt=prompt,
         temperature=temperature,
