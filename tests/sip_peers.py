@@ -11,7 +11,6 @@ import contextlib
 import re
 import shutil
 import socket
-import struct
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from frontdesk.audio.g711 import alaw_encode, ulaw_encode
 from frontdesk.audio.resample import resample
 from frontdesk.speech.tts.command import FliteVoice
 
@@ -57,57 +55,6 @@ async def speak(text: str, voice: str = "slt") -> np.ndarray:
     frames = [f async for f in FliteVoice(voice).synthesize(text)]
     pcm = np.concatenate([f.pcm for f in frames])
     return resample(pcm, frames[0].sample_rate, 8000)
-
-
-def write_rtp_pcap(path: Path, pcm8k: np.ndarray, payload_type: int = 0) -> float:
-    """Write ``pcm8k`` as a pcap of 20 ms G.711 RTP packets (payload type 0: PCMU, 8: PCMA;
-    what sipp's ``play_pcap_audio`` replays, rewriting the addresses). Returns seconds."""
-    encode, silence = {0: (ulaw_encode, b"\xff"), 8: (alaw_encode, b"\xd5")}[payload_type]
-    payload = encode(pcm8k)
-    payload += silence * (-len(payload) % 160)  # pad to whole packets with silence
-    packets = [payload[i : i + 160] for i in range(0, len(payload), 160)]
-    with path.open("wb") as out:
-        out.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
-        for index, chunk in enumerate(packets):
-            rtp = (
-                struct.pack(
-                    "!BBHII",
-                    0x80,
-                    payload_type | (0x80 if index == 0 else 0),
-                    index,
-                    index * 160,
-                    0x5EED,
-                )
-                + chunk
-            )
-            udp = struct.pack("!HHHH", 6000, 6002, 8 + len(rtp), 0) + rtp
-            ip = _ipv4(udp)
-            frame = b"\x00" * 12 + b"\x08\x00" + ip
-            at = index * 0.02
-            out.write(struct.pack("<IIII", int(at), int((at % 1) * 1e6), len(frame), len(frame)))
-            out.write(frame)
-    return len(packets) * 0.02
-
-
-def _ipv4(udp: bytes) -> bytes:
-    header = struct.pack(
-        "!BBHHHBBH4s4s",
-        0x45,
-        0,
-        20 + len(udp),
-        0,
-        0,
-        64,
-        17,
-        0,
-        socket.inet_aton(HOST),
-        socket.inet_aton(HOST),
-    )
-    total = sum(struct.unpack("!10H", header))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    checksum = ~total & 0xFFFF
-    return header[:10] + struct.pack("!H", checksum) + header[12:] + udp
 
 
 def scenario(name: str, directory: Path, **values: object) -> Path:

@@ -11,6 +11,7 @@ import pytest
 
 from frontdesk.agent import Agent
 from frontdesk.transports.sip import SipListener, SipSettings
+from frontdesk.transports.sip.pcap import write_rtp_pcap
 from sip_peers import (
     HOST,
     SIPP_PCAPS,
@@ -20,7 +21,6 @@ from sip_peers import (
     scenario,
     speak,
     udp_socket,
-    write_rtp_pcap,
 )
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")

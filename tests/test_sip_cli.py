@@ -24,7 +24,8 @@ from sqlalchemy import select
 from frontdesk.store.db import Database
 from frontdesk.store.models import Call as CallRow
 from frontdesk.store.records import CallStore
-from sip_peers import HOST, Sipp, free_udp_port, run_sipp, scenario, speak, write_rtp_pcap
+from frontdesk.transports.sip.pcap import write_rtp_pcap
+from sip_peers import HOST, Sipp, free_udp_port, run_sipp, scenario, speak
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -14,8 +14,9 @@ import pytest
 from frontdesk.agent import Agent
 from frontdesk.audio.g711 import alaw_encode
 from frontdesk.transports.sip import SipListener, SipSettings
+from frontdesk.transports.sip.pcap import write_rtp_pcap
 from frontdesk.transports.sip.rtp_packet import RtpPacket
-from sip_peers import HOST, Sipp, scenario, speak, until, write_rtp_pcap
+from sip_peers import HOST, Sipp, scenario, speak, until
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -104,6 +104,8 @@ class RtpSession:
         self._seq = secrets.randbits(16)
         self._timestamp = secrets.randbits(32)
         self._ticks_in = 0
+        self._arrivals: collections.OrderedDict[int, float] = collections.OrderedDict()
+        self._input_delay = 0.0  # playout time minus wire arrival, of the newest packet
         self._clock: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -150,6 +152,9 @@ class RtpSession:
             self._on_event_packet(packet)
         elif packet.payload_type in _DECODERS:
             self._jitter.put(packet)
+            self._arrivals[packet.sequence] = time.monotonic()
+            while len(self._arrivals) > 64:  # packets the jitter buffer dropped
+                self._arrivals.popitem(last=False)
         else:
             self.ignored[f"payload type {packet.payload_type}"] += 1
 
@@ -184,12 +189,18 @@ class RtpSession:
             decoded = decode(packet.payload)
             if len(decoded):
                 pcm = decoded
+            arrived = self._arrivals.pop(packet.sequence, None)
+            if arrived is not None:
+                self._input_delay = max(0.0, now - arrived)
         if self.on_wire_audio is not None:
             self.on_wire_audio(pcm)
         frame = AudioFrame(pcm, WIRE_RATE, self._ticks_in * TICK_S)
         self._ticks_in += len(pcm) / SAMPLES
+        # Audio is stamped with when it reached us on the wire, not when the jitter buffer
+        # let it go: the buffer's delay is ours, and the latency figures must include it.
+        received_at = now - self._input_delay
         for out in self._resampler.process(frame):
-            self._on_event(AudioIn(out, now))
+            self._on_event(AudioIn(out, received_at))
 
     # --- send -------------------------------------------------------------------------
     async def send_audio(self, frame: AudioFrame) -> None:
