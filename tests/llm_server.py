@@ -5,16 +5,25 @@ The scripted server answers each ``POST /v1/chat/completions`` with the next rep
 script, as server-sent events in the exact OpenAI wire format, and records every request
 body, so a test can check what the brain sent (the tool messages, their ``tool_call_id``).
 A reply can also drop the connection after some chunks, or stall, to play a failing model.
+
+Run as a program (``python llm_server.py PORT SCRIPT.json REQUESTS.jsonl``) it is a separate
+process that a reply can kill outright (SIGKILL, mid-stream): an endpoint that dies with
+the caller on the line. A warm-up request (``max_tokens: 1``) is answered without using up
+the script.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -103,6 +112,9 @@ class ScriptedReply:
     """Stop sending (but keep the connection open) after this many events."""
     gap_s: float = 0.0
     """Pause between events, so streaming is visible in timestamps."""
+    kill_after: int | None = None
+    """After this many events (and a moment for them to reach the client), the whole
+    server process dies by SIGKILL: every later request is refused."""
 
 
 def text_reply(*pieces: str, gap_s: float = 0.0) -> ScriptedReply:
@@ -138,6 +150,8 @@ class ScriptedLLM:
     script: list[ScriptedReply] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
     port: int = 0
+    request_log: Path | None = None
+    """Also append each request body here, one JSON per line (for a separate process)."""
 
     @property
     def base_url(self) -> str:
@@ -146,9 +160,19 @@ class ScriptedLLM:
     def app(self) -> FastAPI:
         app = FastAPI()
 
+        @app.get("/v1/models")
+        async def models() -> dict[str, Any]:
+            return {"object": "list", "data": [{"id": "scripted", "object": "model"}]}
+
         @app.post("/v1/chat/completions")
         async def completions(request: Request) -> StreamingResponse:
-            self.requests.append(await request.json())
+            body = await request.json()
+            if body.get("max_tokens") == 1:  # a warm-up: not part of the conversation
+                return StreamingResponse(_play(text_reply("Hi")), media_type="text/event-stream")
+            self.requests.append(body)
+            if self.request_log is not None:
+                with self.request_log.open("a", encoding="utf-8") as log:
+                    log.write(json.dumps(body) + "\n")
             if not self.script:
                 raise RuntimeError("the scripted model has no reply left")
             reply = self.script.pop(0)
@@ -165,6 +189,9 @@ async def _play(reply: ScriptedReply) -> Any:
             raise ConnectionAbortedError("scripted model server dropped the connection")
         if index == reply.stall_after:
             await asyncio.sleep(3600)
+        if index == reply.kill_after:
+            await asyncio.sleep(0.3)  # what was sent reaches the client, as from a real model
+            os.kill(os.getpid(), signal.SIGKILL)
         if reply.gap_s and index:
             await asyncio.sleep(reply.gap_s)
         yield event
@@ -191,3 +218,20 @@ def serve_scripted() -> Iterator[ScriptedLLM]:
     yield scripted
     server.should_exit = True
     thread.join(5)
+
+
+def main(argv: list[str]) -> None:
+    """Serve a script from a JSON file: a list of ``{"pieces": [...], "gap_s": 0.1,
+    "kill_after": 3}`` text replies."""
+    port, script_path, log_path = int(argv[0]), Path(argv[1]), Path(argv[2])
+    script = []
+    for entry in json.loads(script_path.read_text()):
+        reply = text_reply(*entry["pieces"], gap_s=entry.get("gap_s", 0.0))
+        reply.kill_after = entry.get("kill_after")
+        script.append(reply)
+    scripted = ScriptedLLM(script=script, port=port, request_log=log_path)
+    uvicorn.run(scripted.app(), host="127.0.0.1", port=port, log_level="critical")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -94,21 +94,37 @@ def demo(
     as_json: bool = typer.Option(False, "--json", help="print the call record as JSON only"),
     profile: Path | None = typer.Option(None, help="agent profile YAML (default: built in)"),
     recording_dir: Path = typer.Option(Path("var/recordings"), help="where the WAV goes"),
+    brain: str | None = typer.Option(
+        None, help="flow (default) or llm: FRONTDESK_LLM_BASE_URL, or the packaged local model"
+    ),
 ) -> None:
-    """A full call on the embedded default: greeting, questions, a pause, a barge-in, a booking."""
+    """A full call on the embedded default: greeting, questions, a pause, a barge-in, a booking.
+
+    The brain, calendar and CRM destinations come from the environment (FRONTDESK_BRAIN,
+    FRONTDESK_LLM_*, FRONTDESK_CALDAV_*, FRONTDESK_GHL_*, ...; see frontdesk.backend_settings).
+    """
     import json
     import logging
 
+    from pydantic import ValidationError
+
     from frontdesk.agent import AgentOptions
+    from frontdesk.backend_settings import backend_settings_from_env
     from frontdesk.demo import run_demo
     from frontdesk.report import LiveTranscript, print_call_summary
 
+    try:
+        backends = backend_settings_from_env(os.environ, brain=brain).agent_fields()
+    except (ValidationError, ValueError) as exc:
+        _fail(f"bad settings: {exc}")
     logging.basicConfig(level=logging.WARNING)
     live = None if as_json else LiveTranscript(console)
     if live is not None:
         console.print("[bold]frontdesk demo[/bold]: loading models and calling the agent...")
     result, database_url = asyncio.run(
-        run_demo(AgentOptions(profile=profile), observer=live, recording_dir=recording_dir)
+        run_demo(
+            AgentOptions(profile=profile, **backends), observer=live, recording_dir=recording_dir
+        )
     )
     if as_json:
         print(json.dumps(result.record, indent=2, default=str))
@@ -125,6 +141,7 @@ def serve(
     sip: str | None = typer.Option(
         None, "--sip", help="also answer SIP calls (UDP) on HOST:PORT, e.g. 0.0.0.0:5060"
     ),
+    brain: str | None = typer.Option(None, help="flow or llm [flow; FRONTDESK_BRAIN]"),
 ) -> None:
     """Answer phone calls from Twilio (voice webhook, status callback, Media Streams) and,
     with --sip, from a SIP trunk or PBX.
@@ -148,7 +165,13 @@ def serve(
     try:
         settings = load_serve_config(
             config,
-            overrides={"host": host, "port": port, "profile": profile, "sip_listen": sip},
+            overrides={
+                "host": host,
+                "port": port,
+                "profile": profile,
+                "sip_listen": sip,
+                "brain": brain,
+            },
         )
     except ConfigError as exc:
         _fail(str(exc))

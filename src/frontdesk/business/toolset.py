@@ -274,6 +274,8 @@ async def book_appointment(
     return {
         "appointment_id": booking.id,
         "start": booking.start.astimezone(env.tz).isoformat(),
+        "end": booking.end.astimezone(env.tz).isoformat(),
+        "service": booking.service,
         "label": label,
     }
 

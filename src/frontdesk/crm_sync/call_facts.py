@@ -17,7 +17,8 @@ NOTE_TRANSCRIPT_LIMIT = 60_000
 class Booking:
     """An appointment booked during the call (times timezone-aware, UTC)."""
 
-    local_id: int
+    local_id: str
+    """The appointment's id in this app (a row id, or a CalDAV event's id)."""
     start: datetime
     end: datetime
     service: str | None
@@ -51,14 +52,14 @@ class CallFacts:
             ) from error
         bookings = tuple(
             Booking(
-                local_id=int(appointment["id"]),
+                local_id=str(appointment["id"]),
                 start=datetime.fromisoformat(appointment["start"]),
                 end=datetime.fromisoformat(appointment["end"]),
                 service=appointment.get("service"),
             )
             for appointment in record.get("appointments") or []
             if appointment.get("status", "booked") == "booked"
-        )
+        ) or _booked_by_tools(record)
         transcript = tuple(
             (str(turn.get("speaker", "")), str(turn.get("text", "")).strip())
             for turn in record.get("turns") or []
@@ -122,3 +123,24 @@ class CallFacts:
 
 def _moment(value: Any) -> datetime | None:
     return datetime.fromisoformat(value) if isinstance(value, str) and value else None
+
+
+def _booked_by_tools(record: dict[str, Any]) -> tuple[Booking, ...]:
+    """Bookings from the call's successful ``book_appointment`` tool calls: with an external
+    calendar (CalDAV) the app database holds no appointment rows, only these results."""
+    bookings = []
+    for tool_call in record.get("tool_calls") or []:
+        result = tool_call.get("result")
+        if tool_call.get("name") != "book_appointment" or tool_call.get("status") != "done":
+            continue
+        if not isinstance(result, dict) or not result.get("start") or not result.get("end"):
+            continue
+        bookings.append(
+            Booking(
+                local_id=str(result.get("appointment_id") or result["start"]),
+                start=datetime.fromisoformat(result["start"]),
+                end=datetime.fromisoformat(result["end"]),
+                service=result.get("service"),
+            )
+        )
+    return tuple(bookings)

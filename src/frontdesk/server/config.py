@@ -21,6 +21,10 @@ Environment: ``TWILIO_AUTH_TOKEN``, ``TWILIO_ACCOUNT_SID`` (``TWILIO_API_KEY`` a
 ``FRONTDESK_DATABASE_URL``, ``FRONTDESK_PROFILE``, ``FRONTDESK_HOST``, ``FRONTDESK_PORT``,
 ``FRONTDESK_SIP_LISTEN`` and ``FRONTDESK_SIP_<FIELD>`` for each field of the ``sip`` section
 (``FRONTDESK_SIP_REGISTRAR``, ``FRONTDESK_SIP_USERNAME``, ``FRONTDESK_SIP_PASSWORD``, ...).
+
+The brain (``brain: flow | llm`` and its ``llm:`` endpoint), the calendar (``calendar``,
+``caldav:``) and the CRM destinations (``crm:``) are the sections of
+:mod:`frontdesk.backend_settings`, with its environment variables.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from pydantic import (
 )
 
 from frontdesk.agent import AgentOptions
+from frontdesk.backend_settings import BackendSettings, overlay_environment
 from frontdesk.call.contracts import CallConfig
 from frontdesk.speech.turns import EndpointConfig
 from frontdesk.transports.sip.settings import SipSettings, parse_listen
@@ -80,8 +85,9 @@ class EndpointTuning(BaseModel):
     transcript_wait_s: float = Field(_ENDPOINT_DEFAULTS.transcript_wait_s, gt=0, le=10)
 
 
-class ServeConfig(BaseModel):
-    """Everything ``frontdesk serve`` needs; all optional but where it listens."""
+class ServeConfig(BackendSettings):
+    """Everything ``frontdesk serve`` needs; all optional but where it listens. The brain,
+    calendar and CRM settings are inherited from :class:`BackendSettings`."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -144,6 +150,7 @@ class ServeConfig(BaseModel):
             endpoint=EndpointConfig(**self.endpointing.model_dump()),
             call=CallConfig(barge_in=self.barge_in),
             now=(lambda: now) if now is not None else None,
+            **self.agent_fields(),
         )
 
 
@@ -173,6 +180,7 @@ def load_serve_config(
         section = values.get("sip") or {}
         # A bad ``sip:`` section is named by validation below, not hidden by the merge.
         values["sip"] = {**section, **sip_env} if isinstance(section, dict) else section
+    values = overlay_environment(values, env)  # the brain, calendar and CRM sections
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     try:
         return ServeConfig(**values)
