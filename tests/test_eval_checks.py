@@ -57,6 +57,7 @@ def make_run(
     record: dict[str, Any] | None = None,
     heard: list[HeardReply] | None = None,
     total_s: float = 12.0,
+    ended_by: str = "caller",
 ) -> ScenarioRun:
     """A finished call: ``caller`` is (started, voiced_start, voiced_end) per line, the
     caller's voice fills each voiced span, the agent's fills each of ``agent``."""
@@ -69,7 +70,7 @@ def make_run(
         LineLog(line.say, started, end, start)
         for line, (started, start, end) in zip(spec.lines, caller, strict=False)
     ]
-    log = TwilioCallLog("MZ1", "CA1", scripted, events or [], path, "caller", [])
+    log = TwilioCallLog("MZ1", "CA1", scripted, events or [], path, ended_by, [])
     return ScenarioRun(spec, log, path, heard or [], record)
 
 
@@ -187,7 +188,11 @@ TRANSFER = {"name": "transfer_to_human", "status": "done"}
 
 
 def test_no_bluff_passes_on_an_offer_and_a_real_handoff(tmp_path: Path) -> None:
-    heard = [GREETING, HeardReply(4, 6, "I can't see that. Want me to connect you to a person?")]
+    heard = [
+        GREETING,
+        HeardReply(4, 6, "I can't see that. Want me to connect you to a person?"),
+        HeardReply(8.5, 10, "Putting you through to our team now."),
+    ]
     run = make_run(
         tmp_path,
         OUT_OF_SCOPE,
@@ -195,10 +200,32 @@ def test_no_bluff_passes_on_an_offer_and_a_real_handoff(tmp_path: Path) -> None:
         [],
         heard=heard,
         record=a_record(tool_calls=[TRANSFER]),
+        ended_by="agent",
     )
     result = no_bluff(run)
     assert result.passed, result.detail
     assert "connect" in result.detail and "person" in result.detail
+
+
+def test_a_recorded_transfer_the_call_went_on_after_is_no_handoff(tmp_path: Path) -> None:
+    # The hand-off reply was cut off by the caller and the call carried on: the database
+    # says transfer_to_human ran, the wire says nobody was transferred.
+    heard = [
+        HeardReply(4, 5, "Let me connect you with"),
+        HeardReply(8.5, 10, "Thanks for calling, have a great day!"),
+    ]
+    run = make_run(
+        tmp_path,
+        OUT_OF_SCOPE,
+        [(2.5, 2.5, 3.5), (4.6, 4.6, 6)],
+        [],
+        heard=heard,
+        record=a_record(tool_calls=[TRANSFER]),
+        ended_by="agent",
+    )
+    result = no_bluff(run)
+    assert not result.passed
+    assert "did not end on a hand-off" in result.detail
 
 
 def test_no_bluff_fails_on_a_made_up_answer(tmp_path: Path) -> None:
@@ -368,6 +395,7 @@ def test_scorecard_json_and_html_report(tmp_path: Path) -> None:
     assert lat["wire_median_ms"] == pytest.approx(550, abs=3)
     assert lat["wire_minus_agent_mean_ms"] == pytest.approx(-70, abs=3)  # (-40 - 100) / 2
 
+    json.dumps(card.as_json())  # plain numbers all the way down, no numpy scalars
     card.write_json(tmp_path / "card.json")
     data = json.loads((tmp_path / "card.json").read_text())
     assert data["passed"] is True

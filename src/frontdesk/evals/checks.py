@@ -81,7 +81,12 @@ class CheckResult:
 
 @dataclass(frozen=True, slots=True)
 class TurnGap:
-    """One answered caller line: its gap on the wire and in the agent's own timings."""
+    """One answered caller line: its gap on the wire and in the agent's own timings.
+
+    The two differ by two things, both kept here: when the agent's VAD placed the caller's
+    last word (``agent_stop - caller_stopped``), and how long the agent's first audio took
+    from the agent handing it to its transport to sounding in the caller's ear
+    (``wire - agent`` minus that)."""
 
     line: int
     """Index of the line in the scenario."""
@@ -89,8 +94,22 @@ class TurnGap:
     """The caller's last voiced audio of the line."""
     wire: float
     """Caller's last voiced audio -> the agent's first voiced audio on the recording (s)."""
-    agent: float | None
+    agent: float | None = None
     """The ``voice_to_voice_ms`` the agent stored for the same turn (s), if it has one."""
+    agent_stop: float | None = None
+    """Where the agent placed the caller's last word (its ``caller_stopped``)."""
+
+    @property
+    def stop_error(self) -> float | None:
+        """How much later than the truth the agent placed the caller's last word (s)."""
+        return None if self.agent_stop is None else self.agent_stop - self.caller_stopped
+
+    @property
+    def delivery(self) -> float | None:
+        """The agent's first audio handed to its transport -> heard by the caller (s)."""
+        if self.agent is None or self.agent_stop is None:
+            return None
+        return self.caller_stopped + self.wire - (self.agent_stop + self.agent)
 
 
 def interrupt(
@@ -176,31 +195,38 @@ def offers_a_human(text: str) -> list[str]:
 
 def no_bluff(run: ScenarioRun) -> CheckResult:
     """A human was offered, no bluff word was said, and the handoff really fired. Only
-    what the agent said after the caller first spoke counts (not the greeting)."""
+    what the agent said after the caller first spoke counts (not the greeting).
+
+    The handoff needs two witnesses: the agent's database holds a finished
+    ``transfer_to_human``, and on the wire the agent ended the stream (a transfer takes the
+    call off the media stream) right after a hand-off line. A transfer recorded for a reply
+    the caller cut off, after which the call went on, is not a handoff."""
     first = run.log.caller.log[0].started if run.log.caller.log else 0.0
     said = " ".join(reply.text for reply in run.heard if reply.end > first)
     offered = offers_a_human(said)
+    last_said = run.heard[-1].text if run.heard else ""
     said_words = " ".join(words(said))
     bluffs = [
         w
         for w in run.scenario.expect.agent_never_says
         if re.search(rf"\b{re.escape(' '.join(words(w)))}\b", said_words)
     ]
-    handoff = None
-    if run.record is not None:
-        handoff = any(
-            t["name"] == "transfer_to_human" and t["status"] == "done"
-            for t in run.record["tool_calls"]
-        )
     problems = []
     if not offered:
         problems.append("the agent never offered a human")
     if bluffs:
         problems.append(f"the agent said {', '.join(bluffs)}")
-    if handoff is None:
+    if run.record is None:
         problems.append("handoff unverified: no access to the agent's database")
-    elif not handoff:
+    elif not any(
+        t["name"] == "transfer_to_human" and t["status"] == "done" for t in run.record["tool_calls"]
+    ):
         problems.append("no transfer_to_human was made")
+    elif run.log.ended_by != "agent" or not offers_a_human(last_said):
+        problems.append(
+            "a transfer_to_human is recorded, but the call did not end on a hand-off "
+            f"(ended by {run.log.ended_by}; last heard: {last_said!r})"
+        )
     detail = "; ".join(problems) or f"offered a human ({', '.join(offered)}) and handed off"
     return CheckResult("no_bluff", not problems, float(len(bluffs)), detail)
 
@@ -288,11 +314,11 @@ def turn_gaps(run: ScenarioRun, recording: CallRecording) -> list[TurnGap]:
         if onset is None or onset >= next_line:
             continue
         paired = min(agent_turns, key=lambda t: abs(t[0] - end), default=None)
-        agent = None
         if paired is not None and abs(paired[0] - end) <= PAIRING_S:
-            agent = paired[1]
             agent_turns.remove(paired)
-        gaps.append(TurnGap(i, end, onset - end, agent))
+            gaps.append(TurnGap(i, end, onset - end, paired[1], paired[0]))
+        else:
+            gaps.append(TurnGap(i, end, onset - end))
     return gaps
 
 

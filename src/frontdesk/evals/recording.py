@@ -40,7 +40,7 @@ class CallRecording:
         pcm = self._side(side)
         start = int(after * self.sample_rate)
         hits = np.flatnonzero(np.abs(pcm[start:].astype(np.int32)) > level)
-        return None if not len(hits) else (start + hits[0]) / self.sample_rate
+        return None if not len(hits) else float(start + hits[0]) / self.sample_rate
 
     def voice_stop(
         self, side: str, after: float, gap_s: float = 0.3, level: int = VOICED_LEVEL
@@ -58,7 +58,7 @@ class CallRecording:
         end = hits[breaks[0]] if len(breaks) else hits[-1]
         if not len(breaks) and len(pcm) - start - end < gap:
             return None
-        return (start + end + 1) / self.sample_rate
+        return float(start + end + 1) / self.sample_rate
 
     def last_voiced(
         self, side: str, start: float, end: float, level: int = VOICED_LEVEL
@@ -68,7 +68,7 @@ class CallRecording:
         pcm = self._side(side)
         a, b = int(start * self.sample_rate), int(end * self.sample_rate)
         hits = np.flatnonzero(np.abs(pcm[a:b].astype(np.int32)) > level)
-        return None if not len(hits) else (a + hits[-1] + 1) / self.sample_rate
+        return None if not len(hits) else float(a + hits[-1] + 1) / self.sample_rate
 
     def voiced_seconds(
         self, side: str, start: float, end: float, level: int = VOICED_LEVEL

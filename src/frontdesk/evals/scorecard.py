@@ -81,6 +81,8 @@ class Scorecard:
             "wire_minus_agent_mean_abs_ms": (
                 _ms(statistics.mean(abs(d) for d in diffs)) if diffs else None
             ),
+            "agent_stop_error_mean_ms": _mean_ms([g.stop_error for g in paired]),
+            "delivery_mean_ms": _mean_ms([g.delivery for g in paired]),
         }
 
     def as_json(self) -> dict[str, Any]:
@@ -115,6 +117,10 @@ class Scorecard:
                             "caller_stopped_s": round(g.caller_stopped, 3),
                             "wire_ms": _ms(g.wire),
                             "agent_ms": _ms(g.agent) if g.agent is not None else None,
+                            "agent_stop_error_ms": (
+                                _ms(g.stop_error) if g.stop_error is not None else None
+                            ),
+                            "delivery_ms": _ms(g.delivery) if g.delivery is not None else None,
                         }
                         for g in s.gaps
                     ],
@@ -144,6 +150,11 @@ def _plain_number(value: Any) -> Any:
 
 def _ms(seconds: float) -> float:
     return round(1000 * float(seconds), 1)
+
+
+def _mean_ms(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return _ms(statistics.mean(present)) if present else None
 
 
 def _figures(prefix: str, values: list[float]) -> dict[str, float | None]:
@@ -223,7 +234,9 @@ def print_scorecard(card: Scorecard, console: Console) -> None:
         f"{lat['agent_median_ms']} ms, p90 {lat['agent_p90_ms']} ms (wire: median "
         f"{lat['paired_wire_median_ms']} ms); wire minus agent: mean "
         f"{lat['wire_minus_agent_mean_ms']} ms, mean absolute "
-        f"{lat['wire_minus_agent_mean_abs_ms']} ms"
+        f"{lat['wire_minus_agent_mean_abs_ms']} ms (the agent placed the caller's last word "
+        f"{lat['agent_stop_error_mean_ms']} ms late on average; its first audio took "
+        f"{lat['delivery_mean_ms']} ms from its transport to the caller's ear)"
     )
     verdict = "[green]PASSED[/green]" if card.passed else "[red]FAILED[/red]"
     console.print(
