@@ -1,6 +1,7 @@
 """The agent against baresip, a real SIP phone, on 127.0.0.1: the agent calls it (baresip
-records what it hears and sees our RFC 4733 keys), and baresip calls the agent and holds a
-whole booking conversation, driven over its ``ctrl_tcp`` interface."""
+records what it hears and sees our RFC 4733 keys); baresip calls the agent and holds a
+whole booking conversation, driven over its ``ctrl_tcp`` interface; and baresip is the
+person a caller is bridged to when the caller's side refuses REFER."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from frontdesk.agent import Agent
 from frontdesk.audio import AudioFrame
 from frontdesk.audio.resample import resample
 from frontdesk.transports.sip import SipListener, SipSettings
-from sip_peers import HOST, speak, until
+from frontdesk.transports.sip.pcap import write_rtp_pcap
+from sip_peers import HOST, SIPP_PCAPS, run_sipp, scenario, speak, until
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -147,3 +149,49 @@ async def test_baresip_calls_and_books_in_a_two_way_conversation(
     callers = " ".join(t for s, t in transcript if s == "caller").lower()
     assert "cleaning" in callers and "thursday" in callers, transcript
     assert finished.transport is not None and finished.transport.leg.ended_by == "agent"
+
+
+async def test_a_refused_refer_falls_back_to_bridging_the_caller_to_a_person(
+    agent: Agent, engines: tuple, tmp_path: Path
+) -> None:
+    """sipp presses 0 and refuses the REFER (603); the agent calls the person (baresip,
+    through the configured trunk) and bridges the two calls: the person hears the caller."""
+    caller_says = "Hi Dana, I need to move my appointment to next week."
+    seconds = write_rtp_pcap(tmp_path / "to-dana.pcap", await speak(caller_says))
+    script = scenario(
+        "caller_refuses_refer.xml",
+        tmp_path,
+        greeting_ms=5500,
+        dtmf_pcap=SIPP_PCAPS / "dtmf_2833_0.pcap",
+        bridge_ms=1500,
+        human_pcap=tmp_path / "to-dana.pcap",
+        human_ms=int(seconds * 1000) + 1500,
+    )
+    dana = await speak("Hello, this is Dana at the front desk.", voice="rms")
+    write_mic_wav(tmp_path / "dana.wav", dana, lead_s=0.5, tail_s=60)
+    async with baresip(tmp_path, tmp_path / "dana.wav") as person:
+        # The trunk is the person's phone itself: the transfer number is its user.
+        settings = SipSettings(
+            outbound_proxy=f"{HOST}:{person.sip_port}", domain=HOST, transfer_number=USER
+        )
+        listener = SipListener(agent, HOST, 0, settings)
+        await listener.start()
+        try:
+            run = await run_sipp(script, listener.address, tmp_path, timeout_s=45)
+            await person.wait_event("CALL_CLOSED", 10)  # the caller left: the bridge hung up
+            [finished] = await listener.wait_finished(1, timeout_s=10)
+            await until(lambda: not listener.bridges, 10)
+        finally:
+            await listener.stop()
+        heard, _ = await person.recording()
+    assert run.returncode == 0, run.explain()
+    assert "SIP/2.0 603 Decline" in run.messages
+    assert finished.error is None and finished.result is not None and finished.transport
+    assert finished.transport.transfers == [(agent.profile.handoff_number, "bridge")]
+    record = await agent.store.call_record(finished.result.call_id)
+    assert record["outcome"] == "escalated", record["outcome"]
+    assert record["ended_at"] is not None
+    words = await _transcribe(engines[0], heard)
+    assert "appointment" in words and "week" in words, words  # relayed caller -> person
+    # ... and the person's greeting (about 2 s of voice) went into the caller's RTP.
+    assert finished.transport.rtp.relayed_voiced_frames >= 50

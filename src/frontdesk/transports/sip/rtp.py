@@ -48,6 +48,8 @@ SAMPLES = frame_samples(WIRE_RATE)
 MAX_BEHIND_S = 1.0
 """A clock this late (a stalled process) restarts from now instead of bursting packets."""
 DTMF_MS = 100
+VOICED_PEAK = 300
+"""A frame whose peak is above this counts as voice in the stats (line noise stays under)."""
 _SILENCE = np.zeros(SAMPLES, dtype=np.int16)
 _DECODERS = {0: ulaw_decode, 8: alaw_decode}
 _ENCODERS = {"PCMU": ulaw_encode, "PCMA": alaw_encode}
@@ -86,6 +88,8 @@ class RtpSession:
         """Datagrams dropped, by reason (unexpected source, not RTP, unknown payload)."""
         self.packets_in = 0
         self.packets_out = 0
+        self.relayed_voiced_frames = 0
+        """Frames with voice that a bridge queued here from the other leg (stats)."""
         self.on_wire_audio: Callable[[np.ndarray], None] | None = None
         """Gets every received 20 ms at 8 kHz as it plays out (a bridge relays it)."""
         self.first_audio_sent_at: float | None = None
@@ -217,6 +221,8 @@ class RtpSession:
         are already waiting, so a bridge never builds up delay."""
         if not self._closed and len(pcm) == SAMPLES and self._queued_frames() < max_queued:
             self._playout.append(AudioFrame(pcm, WIRE_RATE))
+            if np.abs(pcm).max() > VOICED_PEAK:
+                self.relayed_voiced_frames += 1
 
     def send_mark(self, name: str) -> None:
         """Report ``name`` as played once the frames queued before it have gone out."""
