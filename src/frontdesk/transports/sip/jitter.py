@@ -32,11 +32,13 @@ class JitterBuffer:
         if self._ssrc != packet.ssrc or self._next is None:
             self._restart(packet)
         ahead = seq_newer(packet.sequence, self._next or 0)
-        if ahead < 0 and self._packets:
-            self.late += 1  # newer packets are queued: this one's slot has passed
+        if -RESYNC_JUMP <= ahead < 0:
+            # Its slot has passed (reordered or duplicated on the way): playing it now would
+            # rewind the playout and add its delay to the rest of the call.
+            self.late += 1
             return
-        if ahead < 0 or ahead > RESYNC_JUMP:
-            self._restart(packet)  # the stream is behind or far ahead of the playout
+        if abs(ahead) > RESYNC_JUMP:
+            self._restart(packet)  # the sender restarted or jumped: follow it
         self._packets[packet.sequence] = packet
         if len(self._packets) > self.max_packets:
             # The sender runs ahead of our clock: skip to stay within max_packets.
