@@ -37,6 +37,9 @@ def test_jitter_buffer_reorders_fills_losses_and_drops_late_packets() -> None:
     buffer.put(_packet(65540))
     assert _play(buffer, 1) == [4]  # no rewind to 0, no extra delay
     assert buffer.late == 1
+    assert _play(buffer, 10) == [None] * 10  # the sender pauses (silence suppression) ...
+    buffer.put(_packet(65541))  # ... and goes on where it left off: behind our playout now
+    assert _play(buffer, 2) == [5]
 
 
 def test_jitter_buffer_restarts_on_a_new_stream_instead_of_building_delay() -> None:

@@ -1,9 +1,10 @@
 """A small fixed-delay jitter buffer, read once per 20 ms tick of the call's clock.
 
 Packets are held by sequence number; playout starts ``depth`` ticks after the first packet
-and then takes one packet per tick. A missing packet plays as silence (None), a late one is
-dropped, and a stream that jumps (a new SSRC, a sender that paused, clocks that drifted
-apart) restarts the playout at the new packet, so delay never builds up.
+and then takes one packet per tick. A missing packet plays as silence (None), a late or
+duplicated one is dropped, and a stream that jumps (a new SSRC, a sender that paused while
+our clock ran on, clocks that drifted apart) restarts the playout at the new packet, so
+delay never builds up.
 """
 
 from __future__ import annotations
@@ -25,20 +26,28 @@ class JitterBuffer:
         self._packets: dict[int, RtpPacket] = {}
         self._next: int | None = None  # sequence number the next tick plays
         self._ssrc: int | None = None
+        self._newest: int | None = None  # the newest sequence number received
         self._wait = 0  # ticks left before playout starts
 
     def put(self, packet: RtpPacket) -> None:
         """Store an arriving packet (late or duplicate ones are dropped)."""
-        if self._ssrc != packet.ssrc or self._next is None:
+        if self._ssrc != packet.ssrc or self._next is None or self._newest is None:
             self._restart(packet)
-        ahead = seq_newer(packet.sequence, self._next or 0)
-        if -RESYNC_JUMP <= ahead < 0:
-            # Its slot has passed (reordered or duplicated on the way): playing it now would
-            # rewind the playout and add its delay to the rest of the call.
-            self.late += 1
-            return
-        if abs(ahead) > RESYNC_JUMP:
-            self._restart(packet)  # the sender restarted or jumped: follow it
+        else:
+            ahead = seq_newer(packet.sequence, self._next)
+            behind_newest = seq_newer(packet.sequence, self._newest)
+            if ahead < 0 and -RESYNC_JUMP <= behind_newest <= 0:
+                # A duplicate, or reordered past its slot: playing it now would rewind the
+                # playout and add its delay to the rest of the call.
+                self.late += 1
+                return
+            if ahead < 0 or ahead > RESYNC_JUMP:
+                # Behind the playout but newer than anything received: the sender paused
+                # (silence suppression, hold) while our clock ran on. Far ahead: it jumped.
+                # Either way, follow the sender.
+                self._restart(packet)
+        if seq_newer(packet.sequence, self._newest or packet.sequence) >= 0:
+            self._newest = packet.sequence
         self._packets[packet.sequence] = packet
         if len(self._packets) > self.max_packets:
             # The sender runs ahead of our clock: skip to stay within max_packets.
@@ -50,6 +59,7 @@ class JitterBuffer:
         self._packets.clear()
         self._ssrc = packet.ssrc
         self._next = packet.sequence
+        self._newest = packet.sequence
         self._wait = self.depth
 
     def pop(self) -> tuple[bool, RtpPacket | None]:
