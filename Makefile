@@ -1,4 +1,6 @@
 # The two commands a new user needs: `make demo` and `make test`. Both set up everything first.
+# `make demo BRAIN=llm`: the demo call answered by a language model (FRONTDESK_LLM_BASE_URL, or
+# the packaged local model on a llama.cpp server the demo starts itself).
 VENV := .venv
 PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
@@ -9,7 +11,7 @@ setup:
 	@bash scripts/setup.sh
 
 demo: setup
-	@$(VENV)/bin/frontdesk demo
+	@$(VENV)/bin/frontdesk demo $(if $(BRAIN),--brain $(BRAIN))
 
 test: setup
 	@bash scripts/test.sh

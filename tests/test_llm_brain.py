@@ -517,3 +517,37 @@ def test_the_local_grammar_follows_tool_choice() -> None:
     assert named.startswith("root ::= call\n") and "check_availability" not in named
     with pytest.raises(ValueError, match="not among the tools"):
         grammar(tools, {"type": "function", "function": {"name": "rm_rf"}})
+
+
+async def test_long_calls_keep_a_bounded_context_that_a_prompt_cache_can_reuse(
+    database: Database, scripted: ScriptedLLM
+) -> None:
+    desk = await open_desk(database, scripted_brain(scripted, max_history=8))
+    scripted.script += [
+        tool_reply("check_availability", {"day": THURSDAY, "part_of_day": "afternoon"}),
+        text_reply("I have noon, 2 PM or 4 PM on Thursday."),
+    ]
+    await desk.say("What do you have Thursday afternoon?")
+    for number in range(11):
+        scripted.script.append(text_reply(f"Answer {number}."))
+        await desk.say(f"Question number {number}?")
+
+    def talk(request: dict[str, Any]) -> list[dict[str, Any]]:
+        return [m for m in request["messages"] if m["role"] in ("user", "assistant")]
+
+    assert max(len(talk(request)) for request in scripted.requests) <= 8 + 1  # + a tool call
+    # A request begins with the whole previous one (a server re-reads only the new turn),
+    # except when the window jumps ahead, once every few turns.
+    jumps = 0
+    for earlier, later in zip(scripted.requests, scripted.requests[1:], strict=False):
+        if later["messages"][: len(earlier["messages"])] == earlier["messages"]:
+            continue
+        jumps += 1
+        assert len(talk(later)) < len(talk(earlier)), "only a window jump may re-read"
+    assert 1 <= jumps <= len(scripted.requests) // 3
+    # Once the check is out of the window, the times it returned are restated.
+    first_state = scripted.requests[0]["messages"][1]["content"]
+    last_state = scripted.requests[-1]["messages"][1]["content"]
+    assert "check_availability returned" not in first_state
+    assert not tool_messages(scripted.requests[-1])
+    assert "2026-11-26T12:00:00-05:00" in last_state

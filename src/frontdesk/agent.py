@@ -126,6 +126,8 @@ CALENDARS = ("sql", "caldav")
 LOCAL_LLM_TIMEOUTS = {"first_token_timeout_s": 10.0, "between_tokens_timeout_s": 5.0}
 """How long a call waits for the local model before the flow brain takes over: long enough
 for a CPU model after a tool call, short enough that the caller is not left in silence."""
+WARM_UP_TIMEOUT_S = 180.0
+"""How long the model may take to read the system prompt once, at start-up."""
 OUTBOX_FLUSH_S = 10.0
 """At close, how long the agent keeps delivering what is due (the rest stays queued)."""
 
@@ -237,12 +239,17 @@ class Agent:
         now is logged, not fatal: calls fall back to the flow brain."""
         if self.llm is None:
             return
-        brain = LLMBrain(self.profile, self.llm, now=self.options.now, client=self._llm_http())
+        # Reading a long prompt cold takes a CPU model far longer than a caller may wait
+        # for a token (half a minute on two busy cores): this one request may take that.
+        patient = self.llm.model_copy(update={"first_token_timeout_s": WARM_UP_TIMEOUT_S})
+        brain = LLMBrain(self.profile, patient, now=self.options.now)
         try:
             seconds = await brain.warm_up()
             log.info("language model at %s read the prompt in %.1f s", self.llm.base_url, seconds)
         except Exception as error:
             log.warning("language model at %s is not answering: %s", self.llm.base_url, error)
+        finally:
+            await brain.aclose()
 
     def _llm_http(self) -> httpx.AsyncClient:
         """One HTTP client (connection pool) for every call's model requests."""

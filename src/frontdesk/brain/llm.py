@@ -6,9 +6,10 @@ chunker makes sentences of it), and tool calls are run through ``context.run_too
 Call fences them and speaks fillers), their results sent back, and the completion continued
 until the model answers in words.
 
-The context stays bounded: the system prompt, then only the last ``max_history`` messages of
-the conversation. What older turns established and later turns need (the times offered,
-the booking made) is kept in :class:`CallMemory` and restated in the system prompt.
+The context stays bounded: the system prompt, then a window of at most ``max_history``
+messages of the conversation. What older turns established and later turns need (the times
+offered, the booking made) is kept in :class:`CallMemory` and restated in the system prompt
+once those turns are out of the window.
 
 Guardrails outside the model: :class:`BookingPolicy` refuses a booking of a time the
 calendar did not offer in this call, and a second booking unless the caller's own words
@@ -143,6 +144,7 @@ class LLMBrain:
         self.policy = BookingPolicy(self.memory, profile)
         self.last_turn_timings: LLMTurnTimings | None = None
         self._exchanges: list[tuple[str, list[dict[str, Any]]]] = []
+        self._window_start = 0
         self._last_reply = ""
 
     def greeting(self) -> str:
@@ -342,14 +344,25 @@ class LLMBrain:
     # -- the conversation as messages ------------------------------------------------------
 
     def _messages(self, caller_text: str, context: TurnContext) -> list[dict[str, Any]]:
-        """System prompt + the last ``max_history`` messages, with the tool exchanges of
-        earlier turns put back after the caller turn that caused them."""
+        """System prompt + a window of at most ``max_history`` messages, with the tool
+        exchanges of earlier turns put back after the caller turn that caused them.
+
+        The request is built so that it begins with the previous request: servers that
+        cache the prompt prefix (llama.cpp, vLLM, OpenAI) then read only the new turn. So
+        the per-turn part of the system prompt changes rarely (the part of the day, and
+        what the call established only once the turns that established it are dropped),
+        and the window moves in jumps (down to half its size) rather than one message a
+        turn.
+        """
         history = list(context.history)
         if not any(m.role == "caller" and m.text == caller_text for m in history[-2:]):
             history.append(Message("caller", caller_text))
-        kept = [m for m in history if m.role in ("caller", "agent")][-self.settings.max_history :]
+        talk = [m for m in history if m.role in ("caller", "agent")]
+        self._window_start = _window_start(talk, self._window_start, self.settings.max_history)
+        kept = talk[self._window_start :]
         pending = list(self._exchanges)
-        state = call_state(self.profile, self._now(), self.memory.lines())
+        known = self.memory.lines() if self._window_start else []
+        state = call_state(self.profile, self._now(), known)
         facts = business_facts(self.profile)
         messages: list[dict[str, Any]] = (
             [{"role": "system", "content": facts}, {"role": "system", "content": state}]
@@ -368,6 +381,18 @@ class LLMBrain:
                 messages += pending[match][1]
                 del pending[: match + 1]
         return messages
+
+
+def _window_start(talk: Sequence[Message], start: int, size: int) -> int:
+    """Where the window over ``talk`` begins: ``start`` while at most ``size`` messages
+    follow it, else moved on to leave about half of ``size``, at a caller message."""
+    start = min(start, max(0, len(talk) - 1))
+    if len(talk) - start <= size:
+        return start
+    start = len(talk) - max(2, size // 2)
+    while start > 0 and talk[start].role != "caller":
+        start -= 1
+    return start
 
 
 async def _no_tools(call: ToolCall) -> ToolResult:

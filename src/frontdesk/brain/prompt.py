@@ -21,10 +21,12 @@ def _clock(profile: AgentProfile, now: datetime) -> datetime:
     return now.replace(tzinfo=profile.tz) if now.tzinfo is None else now.astimezone(profile.tz)
 
 
-def _spoken_clock(moment: datetime) -> str:
-    hour = moment.hour % 12 or 12
-    suffix = "AM" if moment.hour < 12 else "PM"
-    return f"{hour}:{moment.minute:02d} {suffix}"
+def _part_of_day(moment: datetime) -> str:
+    # Not the minute: a clock in the prompt would change the prompt every minute and
+    # undo a server's prompt cache; check_availability knows what has already passed.
+    if moment.hour < 12:
+        return "morning"
+    return "afternoon" if moment.hour < 17 else "evening"
 
 
 def business_facts(profile: AgentProfile) -> str:
@@ -94,8 +96,9 @@ def business_facts(profile: AgentProfile) -> str:
 
 
 def call_state(profile: AgentProfile, now: datetime, known: Sequence[str] = ()) -> str:
-    """The part of the prompt that changes: the date and time, the coming week as ISO
-    dates (open days only), and what this call has established so far."""
+    """The part of the prompt that changes: the date and part of the day, the coming week
+    as ISO dates (open days only), and what this call has established (when the turns
+    that established it are no longer in the model's window)."""
     today = _clock(profile, now)
     hours = profile.business_hours()
     week = []
@@ -104,7 +107,7 @@ def call_state(profile: AgentProfile, now: datetime, known: Sequence[str] = ()) 
         if hours.open_on(day):
             week.append(f"{day.strftime('%A')} {day.isoformat()}")
     text = (
-        f"Now: {today.strftime('%A')} {today.date().isoformat()}, {_spoken_clock(today)} "
+        f"Now: {today.strftime('%A')} {today.date().isoformat()}, {_part_of_day(today)} "
         f"({profile.timezone}). "
         f"Today is {today.date().isoformat()}; open days ahead: {', '.join(week)}."
     )

@@ -25,6 +25,7 @@ async def spliced_text(
     ``on_end_call`` gets the reason when the brain ends the call. Closing this closes the
     brain's stream."""
     pending = asyncio.ensure_future(anext(events))
+    filler: asyncio.Future[str] | None = None
     try:
         while True:
             filler = asyncio.ensure_future(fillers.get())
@@ -44,7 +45,10 @@ async def spliced_text(
             elif isinstance(event, EndCall):
                 on_end_call(event.reason)
     finally:
-        pending.cancel()
-        await asyncio.gather(pending, return_exceptions=True)
+        # A reply cancelled while the brain thinks leaves both waits open: end both.
+        waits = [pending] if filler is None else [pending, filler]
+        for wait in waits:
+            wait.cancel()
+        await asyncio.gather(*waits, return_exceptions=True)
         with contextlib.suppress(Exception):
             await events.aclose()  # type: ignore[attr-defined]
