@@ -14,6 +14,9 @@ bench/concurrency.py:
 - agent timings: the ``voice_to_voice_ms`` (``agent_audio_out - caller_stopped``) each
   caller turn stored in the database, with its per-stage breakdown.
 
+It also checks each call's RTP clock on the wire: the mean and worst interval between the
+agent's packets and how far the last one is from where a perfect 20 ms clock puts it.
+
     .venv/bin/python bench/sip.py [--levels 1,4] [--questions 5]
 
 Needs sipp (Debian sip-tester), tcpdump, and root (or CAP_NET_RAW) for the capture.
@@ -193,8 +196,11 @@ def run_level(n: int, sip_port: int, scenario: Path, seconds: float, workdir: Pa
     return capture
 
 
-def calls_on_wire(capture: Path, sip_port: int) -> dict[str, CallRecording]:
-    """Each call of a capture, both directions on one timeline, by SIP Call-ID."""
+def calls_on_wire(
+    capture: Path, sip_port: int
+) -> tuple[dict[str, CallRecording], dict[str, list[float]]]:
+    """Each call of a capture, both directions on one timeline, by SIP Call-ID; and the
+    capture times of the agent's audio packets, to check its RTP clock."""
     datagrams = list(read_udp_pcap(capture))
     agent_ports: dict[int, str] = {}
     for d in datagrams:
@@ -212,7 +218,26 @@ def calls_on_wire(capture: Path, sip_port: int) -> dict[str, CallRecording]:
             packets[agent_ports[d.src[1]]].append(("agent", d))
         elif d.dst[1] in agent_ports:
             packets[agent_ports[d.dst[1]]].append(("caller", d))
-    return {call_id: timeline(items) for call_id, items in packets.items()}
+    sent = {
+        call_id: [d.at for side, d in items if side == "agent" and _is_audio(d.payload)]
+        for call_id, items in packets.items()
+    }
+    return {call_id: timeline(items) for call_id, items in packets.items()}, sent
+
+
+def _is_audio(payload: bytes) -> bool:
+    try:
+        return parse_rtp(payload).payload_type in (0, 8)
+    except RtpError:
+        return False
+
+
+def clock_check(times: list[float]) -> tuple[float, float, float]:
+    """(mean interval ms, worst interval ms, drift ms over the call) of one call's packets:
+    drift is how far the last packet is from where a perfect 20 ms clock would put it."""
+    gaps = np.diff(np.asarray(times))
+    drift = (times[-1] - times[0]) - 0.02 * (len(times) - 1)
+    return 1000 * float(gaps.mean()), 1000 * float(gaps.max()), 1000 * drift
 
 
 def timeline(items: list[tuple[str, Datagram]]) -> CallRecording:
@@ -279,23 +304,29 @@ def main(levels: list[int], questions: int) -> None:
     try:
         for n in levels:
             capture = run_level(n, sip_port, scenario, seconds, workdir)
-            calls = calls_on_wire(capture, sip_port)
+            calls, sent = calls_on_wire(capture, sip_port)
+            clocks = [clock_check(times) for times in sent.values() if len(times) > 50]
             results = [wire_gaps(recording) for recording in calls.values()]
             wire = [g for gaps, _ in results for g in gaps]
             skipped = sum(s for _, s in results)
             turns = stored_turns(db, set(calls))
-            rows.append((n, len(calls), wire, skipped, turns))
+            rows.append((n, len(calls), wire, skipped, turns, clocks))
             print(f"{n} call(s): {len(calls)} on the wire, wire {summary(wire)}", flush=True)
     finally:
         process.terminate()
         process.wait(timeout=30)
         db.dispose()
     print("\nvoice-to-voice over SIP (sipp callers, frontdesk serve --sip), ms")
-    for n, seen, wire, skipped, turns in rows:
+    for n, seen, wire, skipped, turns, clocks in rows:
         agent = [t["voice_to_voice_ms"] / 1000 for t in turns if t.get("voice_to_voice_ms")]
         print(f"  {n} call(s) ({seen} captured)")
         print(f"    on the wire:    {summary(wire)}  (utterances not measured: {skipped})")
         print(f"    agent timings:  {summary(agent)}")
+        for mean, worst, drift in clocks:
+            print(
+                f"    agent RTP clock: mean interval {mean:.3f} ms, worst {worst:.1f} ms, "
+                f"drift over the call {drift:+.1f} ms"
+            )
         for name, start, end in STAGES:
             values = [
                 (t[end] - t[start]) / 1000
