@@ -64,6 +64,17 @@ async def _wait_healthy(url: str, proc: asyncio.subprocess.Process, log: Path) -
     pytest.fail(f"frontdesk serve did not come up:\n{_tail(log)}")
 
 
+async def _registered(url: str) -> dict:
+    """/healthz once it reports the trunk registration (a moment after start-up)."""
+    for _ in range(50):
+        body = await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=1).read())
+        health = json.loads(body)
+        if health.get("sip", {}).get("registered"):
+            break
+        await asyncio.sleep(0.1)
+    return health
+
+
 def _tail(path: Path) -> str:
     return path.read_text(errors="replace")[-3000:]
 
@@ -111,6 +122,8 @@ async def test_serve_with_sip_registers_answers_and_unregisters(
         )
     try:
         await _wait_healthy(f"http://{HOST}:{http_port}/healthz", proc, log)
+        health = await _registered(f"http://{HOST}:{http_port}/healthz")
+        assert health["sip"] == {"live_calls": 0, "registered": True}, health
         question = await speak("Hi, what are your opening hours?")
         seconds = write_rtp_pcap(tmp_path / "question.pcap", question)
         script = scenario(

@@ -8,7 +8,7 @@
   Call on it. Each call runs in its own connection task; whatever goes wrong in one is
   logged and never reaches another.
 - ``POST /twilio/status`` records call status callbacks; ``GET /healthz`` says the server
-  is up and how many calls are live.
+  is up and how many calls are live (and, with SIP, whether the trunk registration holds).
 
 Every webhook is checked against ``X-Twilio-Signature`` with the twilio library's
 ``RequestValidator`` when an auth token is configured (403 otherwise). Without a token the
@@ -200,7 +200,15 @@ def create_app(
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
-        return {"status": "ok", "live_calls": len(state.live_calls)}
+        health: dict[str, Any] = {"status": "ok", "live_calls": len(state.live_calls)}
+        sip = getattr(app.state, "sip", None)  # set by the SIP service (serve --sip)
+        if sip is not None:
+            registration = sip.registration
+            health["sip"] = {
+                "live_calls": sip.live_calls,
+                "registered": None if registration is None else registration.registered,
+            }
+        return health
 
     @app.post("/twilio/voice")
     async def voice(request: Request) -> Response:
