@@ -1,6 +1,7 @@
-"""SIP dialogs against sipp on 127.0.0.1: a caller who cancels while it rings, and a caller
-who checks us with OPTIONS, calls with PCMA, holds and resumes with re-INVITEs and asks a
-question while a stranger sprays RTP at the call's port."""
+"""SIP dialogs and registration against sipp on 127.0.0.1: a caller who cancels while it
+rings; a caller who checks us with OPTIONS, calls with PCMA, holds and resumes with
+re-INVITEs and asks a question while a stranger sprays RTP at the call's port; a registrar
+whose short binding must be refreshed, and one that refuses a wrong password."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ import pytest
 from frontdesk.agent import Agent
 from frontdesk.audio.g711 import alaw_encode
 from frontdesk.transports.sip import SipListener, SipSettings
+from frontdesk.transports.sip.endpoint import SipEndpoint
 from frontdesk.transports.sip.pcap import write_rtp_pcap
+from frontdesk.transports.sip.registration import Registration, RegistrationFailed
 from frontdesk.transports.sip.rtp_packet import RtpPacket
 from sip_peers import HOST, Sipp, scenario, speak, until
 
@@ -82,6 +85,7 @@ async def test_cancel_while_ringing_then_options_pcma_hold_resume_and_a_stranger
     assert call.error is None and call.result is not None, call
     assert call.transport is not None
     assert call.transport.rtp.media is not None and call.transport.rtp.media.codec == "PCMA"
+    assert call.transport.rtp.ticks_held >= 20  # nothing sent during the 500 ms on hold
     assert call.ignored_rtp.get("unexpected source", 0) >= sprayed > 50, call.ignored_rtp
     record = await agent.store.call_record(call.result.call_id)
     assert record["caller_number"] == "+15550177"
@@ -91,3 +95,50 @@ async def test_cancel_while_ringing_then_options_pcma_hold_resume_and_a_stranger
     assert "cancel" not in callers and "records" not in callers, record["turns"]
     agents = [t["text"] for t in record["turns"] if t["speaker"] == "agent"]
     assert len(agents) >= 2, agents  # the greeting and the answer
+
+
+async def test_registration_is_refreshed_in_time_and_a_wrong_password_refused(
+    tmp_path: Path,
+) -> None:
+    user, password = "frontdesk-practice", "correct-horse-trunk"
+    endpoint = SipEndpoint(HOST, 0, on_request=lambda request, addr: None)
+    await endpoint.start()
+    try:
+        # The registrar grants 2 s: the binding must be renewed before it runs out.
+        script = scenario(
+            "registrar_refresh.xml",
+            tmp_path,
+            username=user,
+            password=password,
+            grant_s=2,
+            refresh_within_ms=3000,
+            unregister_within_ms=10_000,
+        )
+        registrar = await Sipp(script, tmp_path, timeout_s=30).start()
+        trunk = SipSettings(
+            registrar=f"sip:{HOST}:{registrar.port}", username=user, password=password
+        )
+        registration = Registration(endpoint, trunk)
+        registration.start()
+        await until(lambda: registration.registrations >= 2, 10)
+        assert registration.registered and registration.granted_s == 60
+        await registration.stop()  # Expires: 0, answered again
+        refreshed = await registrar.wait()
+        assert refreshed.returncode == 0, refreshed.explain()
+
+        wrong_dir = tmp_path / "wrong"
+        wrong_dir.mkdir()
+        script = scenario(
+            "registrar.xml", wrong_dir, username=user, password=password, unregister_within_ms=1
+        )
+        registrar = await Sipp(script, wrong_dir, timeout_s=10).start()
+        trunk = SipSettings(registrar=f"sip:{HOST}:{registrar.port}", username=user, password="x")
+        wrong = Registration(endpoint, trunk)
+        with pytest.raises(RegistrationFailed, match="403"):
+            await wrong.register()
+        assert not wrong.registered
+        refused = await registrar.wait()
+        assert refused.returncode != 0  # the registrar's own verdict: a bad answer
+        assert "SIP/2.0 403 Forbidden" in refused.messages
+    finally:
+        await endpoint.stop()

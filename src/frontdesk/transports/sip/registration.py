@@ -108,6 +108,10 @@ class Registration:
                 self.registered = False
                 log.warning("sip registration failed: %s; retrying in %.0f s", exc, RETRY_S)
                 delay = RETRY_S
+            except Exception:  # whatever went wrong, keep trying: calls depend on the binding
+                self.registered = False
+                log.exception("sip registration failed; retrying in %.0f s", RETRY_S)
+                delay = RETRY_S
             await asyncio.sleep(delay)
 
     async def stop(self) -> None:

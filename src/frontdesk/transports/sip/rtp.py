@@ -89,6 +89,8 @@ class RtpSession:
         self.packets_in = 0
         self.packets_out = 0
         self.relayed_voiced_frames = 0
+        self.ticks_held = 0
+        """Ticks on which nothing was sent because the peer had put the call on hold."""
         """Frames with voice that a bridge queued here from the other leg (stats)."""
         self.on_wire_audio: Callable[[np.ndarray], None] | None = None
         """Gets every received 20 ms at 8 kHz as it plays out (a bridge relays it)."""
@@ -265,6 +267,8 @@ class RtpSession:
             payload = _ENCODERS[media.codec](pcm)
             packet = RtpPacket(media.payload_type, self._seq, self._timestamp, self._ssrc, payload)
             self._send(packet)
+        else:
+            self.ticks_held += 1
         self._timestamp += SAMPLES
 
     def _send_dtmf_packet(self, media: MediaChoice) -> None:
