@@ -28,7 +28,10 @@ def sip_service(host: str, port: int, settings: SipSettings) -> Service:
     @contextlib.asynccontextmanager
     async def run(agent: Agent, app: FastAPI) -> AsyncIterator[SipListener]:
         listener = SipListener(agent, host, port, settings)
-        await listener.start()
+        try:
+            await listener.start()
+        except OSError as exc:
+            raise RuntimeError(f"cannot answer SIP on udp {host}:{port}: {exc.strerror}") from exc
         app.state.sip = listener
         log.info("frontdesk: answering SIP on udp %s:%d", *listener.address)
         try:
