@@ -216,6 +216,7 @@ def call_out(
         "127.0.0.1:0", "--sip", help="HOST:PORT to call from (port 0: any free port)"
     ),
     as_json: bool = typer.Option(False, "--json", help="print the call record as JSON only"),
+    brain: str | None = typer.Option(None, help="flow or llm [flow; FRONTDESK_BRAIN]"),
 ) -> None:
     """Place one outbound SIP call: the agent talks to whoever answers.
 
@@ -234,7 +235,7 @@ def call_out(
 
     logging.basicConfig(level=logging.WARNING)
     try:
-        settings = load_serve_config(config, overrides={"profile": profile})
+        settings = load_serve_config(config, overrides={"profile": profile, "brain": brain})
         host, port = parse_listen(sip)
         uri = target if target.startswith(("sip:", "sips:")) else settings.sip.number_uri(target)
     except (ConfigError, ValueError) as exc:
