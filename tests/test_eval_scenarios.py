@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -15,6 +16,8 @@ from frontdesk.evals.scenario import (
     load_battery,
     load_scenario,
 )
+from frontdesk.evals.scripted_caller import CALLER_VOICED, CallerLine, ScriptedCaller
+from frontdesk.speech.tts.command import FliteVoice
 
 MINIMAL = {
     "name": "hours",
@@ -134,3 +137,12 @@ def test_only_picks_scenarios_by_name_in_battery_order() -> None:
     with pytest.raises(ScenarioError, match="no scenario named nonesuch"):
         load_battery(only=["nonesuch"])
     assert default_battery().is_dir()
+
+
+async def test_a_pause_is_the_silence_between_the_voiced_words() -> None:
+    """flite pads every piece with 60-320 ms of silence; at a pause that padding is cut, so
+    ``<pause 1800>`` is 1.8 s from the last voiced sample to the next, not 2.1 s."""
+    caller = ScriptedCaller([CallerLine("My name is <pause 1800> Robert Miller.")])
+    await caller.prepare(FliteVoice("awb"))
+    voiced = np.flatnonzero(np.abs(caller.speech().astype(np.int32)) > CALLER_VOICED)
+    assert np.diff(voiced).max() / 16000 == pytest.approx(1.8, abs=0.001)

@@ -241,12 +241,14 @@ def tools(run: ScenarioRun, timezone: str) -> CheckResult:
     if record["outcome"] != expect.outcome:
         problems.append(f"outcome {record['outcome']!r}, expected {expect.outcome!r}")
     contact = record.get("contact") or {}
-    if contact.get("phone") != record.get("caller_number"):
+    if not contact:
+        problems.append("no CRM contact for the call")
+    elif contact.get("phone") != record.get("caller_number"):
         problems.append("the CRM contact is not the caller")
-    if expect.outcome != "answered" and contact.get("last_outcome") != expect.outcome:
+    if contact and expect.outcome != "answered" and contact.get("last_outcome") != expect.outcome:
         problems.append(f"CRM contact outcome {contact.get('last_outcome')!r}")
     name = expect.contact_name
-    if name is not None and (contact.get("name") or "").lower() != name.lower():
+    if contact and name is not None and (contact.get("name") or "").lower() != name.lower():
         problems.append(f"CRM contact name {contact.get('name')!r}, expected {name!r}")
     booked = [a for a in record["appointments"] if a["status"] == "booked"]
     if expect.outcome == "booked":

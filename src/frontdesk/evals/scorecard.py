@@ -222,7 +222,7 @@ def print_scorecard(card: Scorecard, console: Console) -> None:
     for s in card.scenarios:
         for c in s.checks:
             if not c.passed:
-                console.print(f"[red]FAIL[/red] {s.name} / {c.check}: {c.detail}")
+                console.print(f"[red]FAIL[/red] {s.name} / {c.check}: {c.detail}", soft_wrap=True)
     lat = card.latency()
     console.print(
         f"voice-to-voice on the wire: median {lat['wire_median_ms']} ms, p90 "
@@ -234,9 +234,9 @@ def print_scorecard(card: Scorecard, console: Console) -> None:
         f"{lat['agent_median_ms']} ms, p90 {lat['agent_p90_ms']} ms (wire: median "
         f"{lat['paired_wire_median_ms']} ms); wire minus agent: mean "
         f"{lat['wire_minus_agent_mean_ms']} ms, mean absolute "
-        f"{lat['wire_minus_agent_mean_abs_ms']} ms (the agent placed the caller's last word "
-        f"{lat['agent_stop_error_mean_ms']} ms late on average; its first audio took "
-        f"{lat['delivery_mean_ms']} ms from its transport to the caller's ear)"
+        f"{lat['wire_minus_agent_mean_abs_ms']} ms = the agent's edge for the caller's last "
+        f"word minus the true one (mean {lat['agent_stop_error_mean_ms']} ms) + its first "
+        f"audio from transport to ear (mean {lat['delivery_mean_ms']} ms)"
     )
     verdict = "[green]PASSED[/green]" if card.passed else "[red]FAILED[/red]"
     console.print(

@@ -22,6 +22,8 @@ from frontdesk.transports.local import TICK_S, CallerTick
 
 _PAUSE = re.compile(r"<pause\s+(\d+)>")
 _FRAME = frame_samples(INBOUND_RATE)
+CALLER_VOICED = 200
+"""Peak amplitude above which the caller's own audio counts as speech."""
 AGENT_VOICED = 300
 """Peak amplitude above which a played agent frame counts as speech."""
 
@@ -76,16 +78,22 @@ class ScriptedCaller:
         self._finished = False
 
     async def prepare(self, voice: TTS) -> None:
-        """Synthesize every line with ``voice`` (call once before the call starts)."""
+        """Synthesize every line with ``voice`` (call once before the call starts).
+
+        ``<pause N>`` is N ms from the last voiced sample before it to the first one after
+        it: the silence the synthesizer pads each piece with (60-320 ms for flite) is cut
+        at a pause, or a 1.8 s pause would really be 2.1 s."""
         for line in self.lines:
+            pieces = _PAUSE.split(line.text)
             parts: list[np.ndarray] = []
-            for i, piece in enumerate(_PAUSE.split(line.text)):
+            for i, piece in enumerate(pieces):
                 if i % 2:
                     parts.append(np.zeros(int(INBOUND_RATE * int(piece) / 1000), np.int16))
                 elif piece.strip():
-                    parts.append(await synthesize(voice, piece.strip()))
+                    audio = await synthesize(voice, piece.strip())
+                    parts.append(_trim(audio, lead=i > 0, trail=i + 1 < len(pieces)))
             audio = np.concatenate(parts) if parts else np.zeros(0, np.int16)
-            voiced = np.flatnonzero(np.abs(audio.astype(np.int32)) > 200)
+            voiced = np.flatnonzero(np.abs(audio.astype(np.int32)) > CALLER_VOICED)
             self._voiced.append((int(voiced[0]), int(voiced[-1]) + 1) if len(voiced) else (0, 0))
             pad = (-len(audio)) % _FRAME
             self._audio.append(np.concatenate([audio, np.zeros(pad, np.int16)]))
@@ -226,6 +234,14 @@ async def synthesize(voice: TTS, text: str) -> np.ndarray:
     pcm = np.concatenate([c.pcm for c in chunks])
     rate = chunks[0].sample_rate
     return pcm if rate == INBOUND_RATE else resample(pcm, rate, INBOUND_RATE)
+
+
+def _trim(pcm: np.ndarray, *, lead: bool, trail: bool) -> np.ndarray:
+    """``pcm`` without its leading and/or trailing silence."""
+    voiced = np.flatnonzero(np.abs(pcm.astype(np.int32)) > CALLER_VOICED)
+    if not len(voiced):
+        return pcm
+    return pcm[int(voiced[0]) if lead else 0 : int(voiced[-1]) + 1 if trail else len(pcm)]
 
 
 def _mix(pcm: np.ndarray, noise: np.ndarray, index: int) -> np.ndarray:
