@@ -33,12 +33,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from frontdesk.brain.base import (
     BrainEvent,
     EndCall,
-    Message,
     TextDelta,
     ToolCall,
     ToolResult,
     TurnContext,
 )
+from frontdesk.brain.llm_context import ChatHistory, assistant_tool_message, tool_message
 from frontdesk.brain.llm_policy import (
     CHECK_AVAILABILITY,
     BookingPolicy,
@@ -55,7 +55,6 @@ from frontdesk.brain.openai_stream import (
     stream_chat_completion,
 )
 from frontdesk.brain.profile import AgentProfile
-from frontdesk.brain.prompt import business_facts, call_state
 from frontdesk.business.toolset import frontdesk_tools
 
 log = logging.getLogger(__name__)
@@ -80,6 +79,9 @@ class LLMSettings(BaseModel):
     """Conversation messages sent with each request (older ones are dropped)."""
     max_tool_rounds: int = Field(default=4, ge=1)
     """Completions per caller turn; the last one may not call tools."""
+    prefetch_availability: bool = True
+    """With ``guide_tools``: make that check_availability call itself, before asking the
+    model, instead of making the model call it (one model round fewer)."""
     guide_tools: bool = True
     """Make the model call check_availability when the caller names a day the calendar was
     not asked about (see :func:`~frontdesk.brain.llm_policy.required_tool`)."""
@@ -143,8 +145,9 @@ class LLMBrain:
         self.memory = CallMemory()
         self.policy = BookingPolicy(self.memory, profile)
         self.last_turn_timings: LLMTurnTimings | None = None
-        self._exchanges: list[tuple[str, list[dict[str, Any]]]] = []
-        self._window_start = 0
+        self.chat = ChatHistory(
+            profile, self.settings.max_history, self.settings.separate_state_message
+        )
         self._last_reply = ""
 
     def greeting(self) -> str:
@@ -179,8 +182,8 @@ class LLMBrain:
         """Send the system prompt and tools once, so a server with a prompt cache (llama.cpp)
         has read them before the first caller turn; returns the seconds it took."""
         started = time.monotonic()
-        context = TurnContext("warm-up", None, [], _no_tools)
-        payload = self._payload(self._messages("Hello.", context), tool_choice="auto")
+        fresh = ChatHistory(self.profile, 2, self.settings.separate_state_message)
+        payload = self._payload(fresh.messages("Hello.", [], self._now()), tool_choice="auto")
         payload["max_tokens"] = 1
         async for _ in self._complete(payload, LLMTurnTimings(), started):
             pass
@@ -194,14 +197,22 @@ class LLMBrain:
         context.metadata["llm"] = timings
         self.policy.new_turn()
         caller_text = text or (f"[pressed keys {context.dtmf}]" if context.dtmf else "")
-        messages = self._messages(caller_text, context)
-        exchange: list[dict[str, Any]] = []
-        self._exchanges.append((caller_text, exchange))
+        messages = self.chat.messages(
+            caller_text, context.history, self._now(), self.memory.lines()
+        )
+        exchange = self.chat.begin_turn(caller_text)
         spoken: list[str] = []
         ending: str | None = None
         guide = self.settings.guide_tools
-        choice = (required_tool(caller_text, self._now(), self.memory) if guide else None) or "auto"
+        required = required_tool(caller_text, self._now(), self.memory) if guide else None
+        choice = required or "auto"
         try:
+            if required == CHECK_AVAILABILITY and self.settings.prefetch_availability:
+                # The check the model would be made to call, made now: one model round
+                # (and its wait) fewer before the caller hears the times.
+                call = StreamedToolCall(f"call_prefetch_{self.chat.turns}", required, "{}")
+                done = await self._run_round((call,), caller_text, context, exchange, timings)
+                ending, choice = done.ending, "none"
             for round_index in range(self.settings.max_tool_rounds):
                 if round_index == self.settings.max_tool_rounds - 1:
                     choice = "none"
@@ -219,19 +230,12 @@ class LLMBrain:
                 spoken += said
                 if not calls:
                     break
-                if guide:
-                    calls = tuple(self._grounded(call, caller_text) for call in calls)
-                exchange.append(_assistant_tool_message(calls))
-                for call in calls:
-                    result = await self._run(call, caller_text, context)
-                    timings.tool_calls += 1
-                    exchange.append(_tool_message(call, result))
-                    if call.name == "end_call" and result.ok:
-                        ending = "completed"
-                # Times just read from the calendar are to be offered now, not checked again
-                # (a small model otherwise repeats the same call until its rounds run out).
-                checked = any(call.name == CHECK_AVAILABILITY for call in calls)
-                choice = "none" if guide and checked else "auto"
+                done = await self._run_round(calls, caller_text, context, exchange, timings)
+                ending = ending or done.ending
+                # Times just read from the calendar are to be offered now, not checked again,
+                # and a refused call is to be explained, not retried: a small model otherwise
+                # repeats the same call until its rounds run out.
+                choice = "none" if guide and (done.checked or done.refused) else "auto"
         finally:
             timings.total_s = time.monotonic() - started
             self._last_reply = "".join(spoken)
@@ -240,6 +244,29 @@ class LLMBrain:
         elif not "".join(spoken).strip() and not self._acted(exchange):
             # Silence is never an answer on a phone call: let the caller's fallback speak.
             raise LLMError("the model ended its turn without a word for the caller")
+
+    async def _run_round(
+        self,
+        calls: Sequence[StreamedToolCall],
+        caller_text: str,
+        context: TurnContext,
+        exchange: list[dict[str, Any]],
+        timings: LLMTurnTimings,
+    ) -> _Round:
+        """Run one round of tool calls and add it to the turn's ``exchange``."""
+        if self.settings.guide_tools:
+            calls = [self._grounded(call, caller_text) for call in calls]
+        exchange.append(assistant_tool_message(calls))
+        done = _Round()
+        for call in calls:
+            result, refused = await self._run(call, caller_text, context)
+            timings.tool_calls += 1
+            exchange.append(tool_message(call, result))
+            done.refused |= refused
+            done.checked |= call.name == CHECK_AVAILABILITY and result.ok
+            if call.name == "end_call" and result.ok:
+                done.ending = "completed"
+        return done
 
     @staticmethod
     def _acted(exchange: list[dict[str, Any]]) -> bool:
@@ -316,21 +343,21 @@ class LLMBrain:
 
     async def _run(
         self, call: StreamedToolCall, caller_text: str, context: TurnContext
-    ) -> ToolResult:
-        """Run one of the model's tool calls through the policy and the Call."""
+    ) -> tuple[ToolResult, bool]:
+        """Run one of the model's tool calls through the policy and the Call; returns the
+        result and whether it was refused (bad arguments, or against the policy)."""
         try:
             arguments = json.loads(call.arguments) if call.arguments.strip() else {}
         except json.JSONDecodeError as error:
-            return ToolResult(
-                call.name, ok=False, error=f"arguments are not valid JSON: {error.msg}"
-            )
+            message = f"arguments are not valid JSON: {error.msg}"
+            return ToolResult(call.name, ok=False, error=message), True
         if not isinstance(arguments, dict):
-            return ToolResult(call.name, ok=False, error="arguments must be a JSON object")
+            return ToolResult(call.name, ok=False, error="arguments must be a JSON object"), True
         request = ToolCall(call.name, arguments, call_id=call.id)
         refusal = self.policy.refusal(request, caller_text)
         if refusal is not None:
             log.warning("policy refused %s %s: %s", call.name, arguments, refusal)
-            return ToolResult(call.name, ok=False, error=refusal)
+            return ToolResult(call.name, ok=False, error=refusal), True
         try:
             result = await context.run_tool(request)
         except Exception as error:  # a broken tool must not take the conversation down
@@ -339,86 +366,13 @@ class LLMBrain:
         self.memory.note(request, result)
         if call.name == "book_appointment" and result.ok:
             self.policy.booked()
-        return result
-
-    # -- the conversation as messages ------------------------------------------------------
-
-    def _messages(self, caller_text: str, context: TurnContext) -> list[dict[str, Any]]:
-        """System prompt + a window of at most ``max_history`` messages, with the tool
-        exchanges of earlier turns put back after the caller turn that caused them.
-
-        The request is built so that it begins with the previous request: servers that
-        cache the prompt prefix (llama.cpp, vLLM, OpenAI) then read only the new turn. So
-        the per-turn part of the system prompt changes rarely (the part of the day, and
-        what the call established only once the turns that established it are dropped),
-        and the window moves in jumps (down to half its size) rather than one message a
-        turn.
-        """
-        history = list(context.history)
-        if not any(m.role == "caller" and m.text == caller_text for m in history[-2:]):
-            history.append(Message("caller", caller_text))
-        talk = [m for m in history if m.role in ("caller", "agent")]
-        self._window_start = _window_start(talk, self._window_start, self.settings.max_history)
-        kept = talk[self._window_start :]
-        pending = list(self._exchanges)
-        known = self.memory.lines() if self._window_start else []
-        state = call_state(self.profile, self._now(), known)
-        facts = business_facts(self.profile)
-        messages: list[dict[str, Any]] = (
-            [{"role": "system", "content": facts}, {"role": "system", "content": state}]
-            if self.settings.separate_state_message
-            else [{"role": "system", "content": f"{facts}\n\n{state}"}]
-        )
-        for index, message in enumerate(kept):
-            if message.role == "agent":
-                text = message.text + (" ..." if message.interrupted else "")
-                messages.append({"role": "assistant", "content": text})
-                continue
-            messages.append({"role": "user", "content": message.text})
-            last = index == len(kept) - 1
-            match = next((i for i, (said, _) in enumerate(pending) if said == message.text), None)
-            if match is not None and not last:
-                messages += pending[match][1]
-                del pending[: match + 1]
-        return messages
+        return result, False
 
 
-def _window_start(talk: Sequence[Message], start: int, size: int) -> int:
-    """Where the window over ``talk`` begins: ``start`` while at most ``size`` messages
-    follow it, else moved on to leave about half of ``size``, at a caller message."""
-    start = min(start, max(0, len(talk) - 1))
-    if len(talk) - start <= size:
-        return start
-    start = len(talk) - max(2, size // 2)
-    while start > 0 and talk[start].role != "caller":
-        start -= 1
-    return start
+@dataclass(slots=True)
+class _Round:
+    """What one round of tool calls did."""
 
-
-async def _no_tools(call: ToolCall) -> ToolResult:
-    return ToolResult(call.name, ok=False, error="no tools while warming up")
-
-
-def _assistant_tool_message(calls: Sequence[StreamedToolCall]) -> dict[str, Any]:
-    # No "content" key at all: OpenAI allows null there, but stricter servers (llama-cpp-
-    # python's request schema) accept only a string or nothing.
-    return {
-        "role": "assistant",
-        "tool_calls": [
-            {
-                "id": call.id,
-                "type": "function",
-                "function": {"name": call.name, "arguments": call.arguments or "{}"},
-            }
-            for call in calls
-        ],
-    }
-
-
-def _tool_message(call: StreamedToolCall, result: ToolResult) -> dict[str, Any]:
-    body: dict[str, Any] = {"ok": result.ok}
-    if result.ok:
-        body["result"] = result.data
-    else:
-        body["error"] = result.error
-    return {"role": "tool", "tool_call_id": call.id, "content": json.dumps(body, default=str)}
+    ending: str | None = None
+    checked: bool = False
+    refused: bool = False
