@@ -341,9 +341,16 @@ TWO_QUESTIONS = {
 }
 
 
-def agent_turn(ended_at: float, v2v_ms: float) -> dict[str, Any]:
+def agent_turn(ended_at: float, v2v_ms: float, text: str = "") -> dict[str, Any]:
+    """A caller turn as the agent stored it: what it heard, when, and its own latency."""
     timings = {"voice_to_voice_ms": v2v_ms}
-    return {"speaker": "caller", "ended_at": ended_at, "timings": timings}
+    return {
+        "speaker": "caller",
+        "text": text,
+        "started_at": ended_at - 0.9,
+        "ended_at": ended_at,
+        "timings": timings,
+    }
 
 
 def test_latency_is_measured_on_the_wire_and_paired_with_the_agents_figure(
@@ -364,7 +371,7 @@ def test_latency_is_measured_on_the_wire_and_paired_with_the_agents_figure(
     result = latency(run, recording(run))
     assert not result.passed
     assert result.value == pytest.approx(0.85, abs=0.002)
-    assert "1 turn(s) over 1 s" in result.detail
+    assert result.detail == "median 850 ms, p90 1130 ms, max 1200 ms over 2 turn(s); 1 over 1 s"
 
 
 def test_a_line_the_agent_talked_through_has_no_gap(tmp_path: Path) -> None:
@@ -379,7 +386,8 @@ def test_a_line_the_agent_talked_through_has_no_gap(tmp_path: Path) -> None:
 
 # --- the scorecard and the report ---------------------------------------------------------
 def test_scorecard_json_and_html_report(tmp_path: Path) -> None:
-    record = a_record(outcome="answered", turns=[agent_turn(1.95, 540), agent_turn(4.95, 700)])
+    turns = [agent_turn(1.95, 540, "Where are you?"), agent_turn(4.95, 700, "Is their parking?")]
+    record = a_record(outcome="answered", turns=turns)
     run = make_run(
         tmp_path,
         {**TWO_QUESTIONS, "checks": ["tools", "latency"]},
@@ -412,6 +420,7 @@ def test_scorecard_json_and_html_report(tmp_path: Path) -> None:
     write_html(card, tmp_path / "report.html")
     page = (tmp_path / "report.html").read_text()
     assert "<svg" in page and page.count("<rect") == 2  # one bar per measured turn
+    assert "Is their parking?" in page  # beside the line, what the agent made of it
     src = page.split('<audio controls preload="none" src="data:audio/wav;base64,')[1]
     pcm, rate = decode_wav(base64.b64decode(src.split('"')[0]))
     assert rate == 8000 and pcm.shape == (12 * 8000, 2)  # the whole call, both sides

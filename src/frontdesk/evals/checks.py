@@ -344,8 +344,11 @@ def latency(
     if not gaps:
         return CheckResult("latency", False, None, "no answered turn to measure")
     slow = [g for g in gaps if g > limit_s]
-    detail = f"median {1000 * statistics.median(gaps):.0f} ms, max {1000 * max(gaps):.0f} ms" + (
-        f"; {len(slow)} turn(s) over {limit_s:g} s" if slow else ""
+    p90 = statistics.quantiles(gaps, n=10, method="inclusive")[-1] if len(gaps) > 1 else gaps[0]
+    detail = (
+        f"median {1000 * statistics.median(gaps):.0f} ms, p90 {1000 * p90:.0f} ms, "
+        f"max {1000 * max(gaps):.0f} ms over {len(gaps)} turn(s)"
+        + (f"; {len(slow)} over {limit_s:g} s" if slow else "")
     )
     return CheckResult("latency", not slow, statistics.median(gaps), detail, gaps)
 

@@ -89,14 +89,24 @@ def _mark(passed: bool) -> str:
     return '<span class="pass">pass</span>' if passed else '<span class="fail">FAIL</span>'
 
 
+def _agent_heard(s: ScenarioScore, start: float, end: float) -> str:
+    """What the agent transcribed of the caller line voiced from ``start`` to ``end``."""
+    texts = [text for a, b, text in s.agent_transcript if a < end + 0.3 and b > start - 0.3]
+    return " / ".join(texts)
+
+
 def _call_section(s: ScenarioScore) -> str:
     said = sorted(
-        [(start, "caller", text) for start, _, text in s.caller_lines]
-        + [(h.start, "agent", h.text) for h in s.heard]
+        [
+            (start, "caller", text, _agent_heard(s, start, end))
+            for start, end, text in s.caller_lines
+        ]
+        + [(h.start, "agent", h.text, "") for h in s.heard]
     )
     rows = "".join(
-        f'<tr><td class="who">{who}</td><td>{at:.1f} s</td><td>{html.escape(text)}</td></tr>'
-        for at, who, text in said
+        f'<tr><td class="who">{who}</td><td>{at:.1f} s</td><td>{html.escape(text)}</td>'
+        f'<td class="detail">{html.escape(heard)}</td></tr>'
+        for at, who, text, heard in said
     )
     checks = "".join(
         f"<li>{c.check}: {_mark(c.passed)} <span class='detail'>{html.escape(c.detail)}</span></li>"
@@ -111,7 +121,9 @@ def _call_section(s: ScenarioScore) -> str:
         f'<div class="call" id="{html.escape(s.name)}"><h3>{html.escape(s.name)} '
         f"{_mark(s.passed)}</h3><p>{html.escape(s.persona)} Outcome: "
         f"<b>{html.escape(s.outcome or '?')}</b>. Call SID {html.escape(s.call_sid)}.</p>"
-        f"{audio}<ul>{checks}</ul><table>{rows}</table></div>"
+        f"{audio}<ul>{checks}</ul><table><tr><th></th><th>at</th><th>said (the script; the "
+        f"agent's words as the caller's recognizer heard them)</th><th>what the agent "
+        f"transcribed</th></tr>{rows}</table></div>"
     )
 
 

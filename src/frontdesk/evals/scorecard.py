@@ -36,6 +36,8 @@ class ScenarioScore:
     """(start of voice, end of voice, words) of each caller line, on the call's clock."""
     recording: Path
     notes: list[str] = field(default_factory=list)
+    agent_transcript: list[tuple[float, float, str]] = field(default_factory=list)
+    """(start, end, text) of each caller turn as the agent transcribed it (its database)."""
 
     @property
     def passed(self) -> bool:
@@ -124,6 +126,10 @@ class Scorecard:
                         }
                         for g in s.gaps
                     ],
+                    "agent_transcript": [
+                        {"start": round(a, 3), "end": round(b, 3), "text": text}
+                        for a, b, text in s.agent_transcript
+                    ],
                     "heard": [
                         {"start": round(h.start, 3), "end": round(h.end, 3), "text": h.text}
                         for h in s.heard
@@ -184,6 +190,13 @@ def score(run: ScenarioRun, timezone: str, limits: Limits | None = None) -> Scen
         ],
         recording=run.recording,
         notes=run.notes,
+        agent_transcript=[
+            (float(t["started_at"]), float(t["ended_at"]), t["text"])
+            for t in (run.record or {}).get("turns", [])
+            if t["speaker"] == "caller"
+            and t["started_at"] is not None
+            and t["ended_at"] is not None
+        ],
     )
 
 
