@@ -149,6 +149,9 @@ async def test_baresip_calls_and_books_in_a_two_way_conversation(
     callers = " ".join(t for s, t in transcript if s == "caller").lower()
     assert "cleaning" in callers and "thursday" in callers, transcript
     assert finished.transport is not None and finished.transport.leg.ended_by == "agent"
+    # baresip's RTCP reports went to RTP port + 1, which is held open (a closed one answers
+    # with ICMP, on which baresip ends the call).
+    assert finished.transport.rtp.rtcp_in > 0
 
 
 async def test_a_refused_refer_falls_back_to_bridging_the_caller_to_a_person(

@@ -70,6 +70,17 @@ class _Protocol(asyncio.DatagramProtocol):
         log.debug("rtp socket error: %s", exc)
 
 
+class _RtcpProtocol(asyncio.DatagramProtocol):
+    def __init__(self, session: RtpSession) -> None:
+        self.session = session
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.session.rtcp_in += 1
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("rtcp socket error: %s", exc)
+
+
 class RtpSession:
     """RTP for one call; events (audio, DTMF, marks) go to ``on_event``."""
 
@@ -88,6 +99,8 @@ class RtpSession:
         """Datagrams dropped, by reason (unexpected source, not RTP, unknown payload)."""
         self.packets_in = 0
         self.packets_out = 0
+        self.rtcp_in = 0
+        """RTCP reports received on RTP port + 1 (read and dropped)."""
         self.relayed_voiced_frames = 0
         self.ticks_held = 0
         """Ticks on which nothing was sent because the peer had put the call on hold."""
@@ -98,6 +111,7 @@ class RtpSession:
         """Monotonic time the first non-silent frame went out (latency at the wire)."""
         self._jitter = JitterBuffer(jitter_depth)
         self._transport: asyncio.DatagramTransport | None = None
+        self._rtcp: asyncio.DatagramTransport | None = None
         self._source: tuple[str, int] | None = None  # the latched peer address
         self._resampler = FrameResampler(WIRE_RATE, INBOUND_RATE)
         self._playout: collections.deque[AudioFrame | str] = collections.deque()
@@ -116,14 +130,34 @@ class RtpSession:
         self._closed = False
 
     async def open(self, host: str, port: int = 0) -> int:
-        """Bind the UDP socket (port 0: any free port); returns the local port."""
+        """Bind the RTP socket on an even port and the RTCP socket on the next one (port 0:
+        any free pair); returns the RTP port.
+
+        Peers send RTCP to RTP port + 1 (RFC 3550 §11) unless told otherwise. We do not use
+        it, but a closed port answers with ICMP port unreachable, and some stacks (baresip)
+        end the call on that error: so the RTCP port is held open and what arrives dropped.
+        """
         loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: _Protocol(self), local_addr=(host, port)
-        )
-        self._transport = transport
-        self.local_port = transport.get_extra_info("sockname")[1]
-        return self.local_port
+        for _ in range(1 if port else 50):
+            rtp, _ = await loop.create_datagram_endpoint(
+                lambda: _Protocol(self), local_addr=(host, port)
+            )
+            chosen = rtp.get_extra_info("sockname")[1]
+            if chosen % 2 == 0 or port:
+                try:
+                    rtcp, _ = await loop.create_datagram_endpoint(
+                        lambda: _RtcpProtocol(self), local_addr=(host, chosen + 1)
+                    )
+                except OSError:
+                    if port:
+                        rtp.close()
+                        raise
+                else:
+                    self._transport, self._rtcp = rtp, rtcp
+                    self.local_port = chosen
+                    return chosen
+            rtp.close()  # odd, or its neighbour is taken: try another
+        raise OSError(f"no free RTP/RTCP port pair on {host}")
 
     def set_media(self, media: MediaChoice) -> None:
         """Where and how to send (from SDP); a re-INVITE may change it mid-call."""
@@ -326,12 +360,13 @@ class RtpSession:
             index += 1
 
     async def close(self) -> None:
-        """Stop the clock and close the socket (idempotent)."""
+        """Stop the clock and close the sockets (idempotent)."""
         self._closed = True
         self._space.set()
         if self._clock is not None:
             self._clock.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._clock
-        if self._transport is not None:
-            self._transport.close()
+        for transport in (self._transport, self._rtcp):
+            if transport is not None:
+                transport.close()
