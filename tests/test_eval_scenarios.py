@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
+from frontdesk.evals.battery import Target
 from frontdesk.evals.scenario import (
     CHECKS,
     ScenarioError,
@@ -146,3 +147,11 @@ async def test_a_pause_is_the_silence_between_the_voiced_words() -> None:
     await caller.prepare(FliteVoice("awb"))
     voiced = np.flatnonzero(np.abs(caller.speech().astype(np.int32)) > CALLER_VOICED)
     assert np.diff(voiced).max() / 16000 == pytest.approx(1.8, abs=0.001)
+
+
+def test_a_target_is_the_server_whatever_url_form_it_is_given() -> None:
+    assert Target("ws://127.0.0.1:8000/twilio/media").http_url == "http://127.0.0.1:8000"
+    assert Target("wss://desk.example.com").http_url == "https://desk.example.com"
+    assert Target("http://127.0.0.1:8000/").http_url == "http://127.0.0.1:8000"
+    with pytest.raises(ValueError, match="not a server URL"):
+        _ = Target("ftp://desk.example.com").http_url
