@@ -9,7 +9,9 @@ token of any kind (a tool call's included), and the whole turn (tool rounds incl
 Part 2 (``--call``): the demo call (scripted caller, Whisper, Piper, loopback line) with
 ``brain=llm`` on the same local model; voice-to-voice per turn from the agent's own timings.
 
-    .venv/bin/python bench/llm.py [--runs 3] [--call] [--threads N]
+    .venv/bin/python bench/llm.py [--runs 3] [--call] [--threads N] [--model FILE.gguf]
+
+``--model`` runs part 1 on another GGUF file with the same chat format (a Qwen2.5 model).
 """
 
 from __future__ import annotations
@@ -111,9 +113,9 @@ async def converse(
     return timings
 
 
-async def brain_bench(runs: int, threads: int | None) -> None:
+async def brain_bench(runs: int, threads: int | None, model: Path | None) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="frontdesk-bench-llm-"))
-    server = LocalLLMServer(model_path(), threads=threads)
+    server = LocalLLMServer(model or model_path(), threads=threads)
     started = time.monotonic()
     await server.start(timeout_s=300)
     print(f"local model server up in {time.monotonic() - started:.1f} s ({server.threads} threads)")
@@ -178,8 +180,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--call", action="store_true", help="also run the demo call on it")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--model", type=Path, default=None, help="another Qwen2.5 GGUF file")
     args = parser.parse_args()
-    asyncio.run(brain_bench(args.runs, args.threads))
+    asyncio.run(brain_bench(args.runs, args.threads, args.model))
     if args.call:
         asyncio.run(call_bench())
 

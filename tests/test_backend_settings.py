@@ -55,6 +55,9 @@ def test_an_llm_without_a_base_url_is_the_local_model() -> None:
     settings = backend_settings_from_env({"FRONTDESK_BRAIN": "llm"})
     fields = settings.agent_fields()
     assert fields["brain"] == "llm" and fields["llm"] is None
+    assert fields["local_model"] == "qwen2.5-coder-0.5b"
+    bigger = backend_settings_from_env({"FRONTDESK_LLM_LOCAL_MODEL": "qwen2.5-coder-1.5b"})
+    assert bigger.agent_fields()["local_model"] == "qwen2.5-coder-1.5b"
     flagged = backend_settings_from_env({}, brain="llm", calendar=None)
     assert flagged.brain == "llm"
 
@@ -65,6 +68,7 @@ def test_an_llm_without_a_base_url_is_the_local_model() -> None:
         ({"FRONTDESK_BRAIN": "gpt"}, "brain"),
         ({"FRONTDESK_CALENDAR": "caldav"}, "no CalDAV server"),
         ({"FRONTDESK_LLM_BASE_URL": "llm.example/v1"}, "must start with http"),
+        ({"FRONTDESK_LLM_LOCAL_MODEL": "llama-70b"}, "unknown local model 'llama-70b'"),
         ({"FRONTDESK_GHL_TOKEN": "pit-1"}, "crm.gohighlevel.location_id: Field required"),
         ({"FRONTDESK_WEBHOOK_URL": "https://h.example", "FRONTDESK_WEBHOOK_SECRET": "x"}, "16"),
     ],

@@ -21,7 +21,12 @@ from frontdesk.brain.base import Brain, ToolCall, ToolResult
 from frontdesk.brain.fallback import FallbackBrain
 from frontdesk.brain.flow import FlowBrain
 from frontdesk.brain.llm import LLMBrain, LLMSettings
-from frontdesk.brain.local_llm import LocalLLMServer, model_path
+from frontdesk.brain.local_llm import (
+    DEFAULT_LOCAL_MODEL,
+    LocalLLMServer,
+    local_model,
+    model_path,
+)
 from frontdesk.brain.profile import AgentProfile, load_profile
 from frontdesk.brain.tools import ToolRegistry, ToolRunner
 from frontdesk.brain.understand import sounds_complete
@@ -113,6 +118,8 @@ class AgentOptions:
     llm: LLMSettings | None = None
     """The "llm" brain's endpoint; None: the packaged local model, on a llama.cpp server
     this agent starts and stops."""
+    local_model: str = DEFAULT_LOCAL_MODEL
+    """Which packaged model the local llama.cpp server runs (``LOCAL_MODELS``)."""
     calendar: str = "sql"
     """"sql": the calendar in the app database. "caldav": ``caldav``'s server."""
     caldav: CalDAVSettings | None = None
@@ -209,7 +216,8 @@ class Agent:
             if options.brain == "llm":
                 backends["llm"] = options.llm
                 if options.llm is None:
-                    backends["llm_server"] = server = LocalLLMServer(model_path())
+                    model = model_path(local_model(options.local_model))
+                    backends["llm_server"] = server = LocalLLMServer(model)
                     await server.start()
                     backends["llm"] = server.settings(**LOCAL_LLM_TIMEOUTS)
             owned = stt is None, tts is None

@@ -8,6 +8,7 @@ One YAML shape for ``frontdesk serve --config`` (and the same environment variab
       base_url: https://api.openai.com/v1   # packaged local model is started (llama.cpp)
       model: gpt-4o-mini
       api_key: sk-...              # better: FRONTDESK_LLM_API_KEY
+      local_model: qwen2.5-coder-1.5b   # without base_url: which packaged model
     calendar: caldav               # sql (default) | caldav (the default once caldav.url is set)
     caldav: {url: https://dav.example.com/cal/, username: desk, password: ...}
     crm:                           # each destination optional; finished calls are queued in
@@ -16,7 +17,8 @@ One YAML shape for ``frontdesk serve --config`` (and the same environment variab
       webhook: {url: https://example.com/hook, secret: at-least-16-chars}
 
 Environment (over the file): ``FRONTDESK_BRAIN``, ``FRONTDESK_LLM_BASE_URL``,
-``FRONTDESK_LLM_MODEL``, ``FRONTDESK_LLM_API_KEY``, ``FRONTDESK_CALENDAR``,
+``FRONTDESK_LLM_MODEL``, ``FRONTDESK_LLM_API_KEY``, ``FRONTDESK_LLM_LOCAL_MODEL``,
+``FRONTDESK_CALENDAR``,
 ``FRONTDESK_CALDAV_URL``, ``FRONTDESK_CALDAV_USER``, ``FRONTDESK_CALDAV_PASSWORD``,
 ``FRONTDESK_CALDAV_CALENDAR``, ``FRONTDESK_GHL_TOKEN`` / ``_LOCATION_ID`` / ``_CALENDAR_ID``
 / ``_PIPELINE_ID`` / ``_STAGE_ID`` / ``_BASE_URL``, ``FRONTDESK_HUBSPOT_TOKEN`` /
@@ -30,9 +32,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from frontdesk.brain.llm import LLMSettings
+from frontdesk.brain.local_llm import DEFAULT_LOCAL_MODEL, LOCAL_MODELS
 from frontdesk.business.caldav_connection import CalDAVSettings
 from frontdesk.crm_sync.settings import SyncSettings
 
@@ -41,6 +44,7 @@ BACKEND_ENVIRONMENT: dict[tuple[str, ...], str] = {
     ("llm", "base_url"): "FRONTDESK_LLM_BASE_URL",
     ("llm", "model"): "FRONTDESK_LLM_MODEL",
     ("llm", "api_key"): "FRONTDESK_LLM_API_KEY",
+    ("llm", "local_model"): "FRONTDESK_LLM_LOCAL_MODEL",
     ("calendar",): "FRONTDESK_CALENDAR",
     ("caldav", "url"): "FRONTDESK_CALDAV_URL",
     ("caldav", "username"): "FRONTDESK_CALDAV_USER",
@@ -70,6 +74,16 @@ class LLMEndpoint(BaseModel):
     first_token_timeout_s: float | None = Field(None, gt=0)
     temperature: float | None = Field(None, ge=0, le=2)
     max_tokens: int | None = Field(None, gt=0)
+    local_model: str = DEFAULT_LOCAL_MODEL
+    """Without ``base_url``: which packaged model to run (see ``LOCAL_MODELS``)."""
+
+    @field_validator("local_model")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in LOCAL_MODELS:
+            choices = ", ".join(LOCAL_MODELS)
+            raise ValueError(f"unknown local model {value!r}: choose one of {choices}")
+        return value
 
     def settings(self) -> LLMSettings | None:
         """The brain's settings, or None for the local model."""
@@ -77,7 +91,7 @@ class LLMEndpoint(BaseModel):
             return None
         if not self.base_url.startswith(("http://", "https://")):
             raise ValueError(f"llm.base_url must start with http:// or https://: {self.base_url}")
-        values = self.model_dump(exclude_none=True, exclude={"api_key"})
+        values = self.model_dump(exclude_none=True, exclude={"api_key", "local_model"})
         if self.api_key is not None:
             values["api_key"] = self.api_key.get_secret_value()
         return LLMSettings(**values)
@@ -135,6 +149,7 @@ class BackendSettings(BaseModel):
         return {
             "brain": self.brain,
             "llm": self.llm.settings(),
+            "local_model": self.llm.local_model,
             "calendar": self.calendar_kind,
             "caldav": caldav if self.calendar_kind == "caldav" else None,
             "crm_sync": self.crm if self.crm.configured else None,

