@@ -58,9 +58,11 @@ def make_run(
     heard: list[HeardReply] | None = None,
     total_s: float = 12.0,
     ended_by: str = "caller",
+    media: list[tuple[float, float]] | None = None,
 ) -> ScenarioRun:
     """A finished call: ``caller`` is (started, voiced_start, voiced_end) per line, the
-    caller's voice fills each voiced span, the agent's fills each of ``agent``."""
+    caller's voice fills each voiced span, the agent's fills each of ``agent``; the agent's
+    media played on the line over ``media`` (default: exactly its voice)."""
     spec = Scenario(**{"persona": "test", "checks": ["latency"], **scenario})
     path = tmp_path / f"{spec.name}.wav"
     caller_track = voice(total_s, [(a, b) for _, a, b in caller])
@@ -70,7 +72,12 @@ def make_run(
         LineLog(line.say, started, end, start)
         for line, (started, start, end) in zip(spec.lines, caller, strict=False)
     ]
-    log = TwilioCallLog("MZ1", "CA1", scripted, events or [], path, ended_by, [])
+    ticks = [
+        round(i * 0.02, 2)
+        for a, b in (agent if media is None else media)
+        for i in range(round(a / 0.02), round(b / 0.02))
+    ]
+    log = TwilioCallLog("MZ1", "CA1", scripted, events or [], path, ended_by, [], ticks)
     return ScenarioRun(spec, log, path, heard or [], record)
 
 
@@ -137,6 +144,22 @@ def test_interrupt_fails_when_the_agent_pauses_and_carries_on(tmp_path: Path) ->
     result = interrupt(run, recording(run))
     assert not result.passed
     assert result.value == pytest.approx(1.2, abs=0.005)
+
+
+def test_interrupt_counts_the_agents_media_not_just_its_voice(tmp_path: Path) -> None:
+    # Its voice fell silent 50 ms in, between two words, but its reply kept streaming
+    # until the clear 400 ms in: the audio stopped then, not at the gap.
+    run = make_run(
+        tmp_path,
+        BARGE_IN,
+        CALLER_BARGES_IN,
+        agent=[(2.0, 3.05), (3.25, 3.4)],
+        media=[(2.0, 3.4)],
+        events=[WireEvent(3.4, "clear_in")],
+    )
+    result = interrupt(run, recording(run))
+    assert not result.passed
+    assert result.value == pytest.approx(0.4, abs=0.005)
 
 
 def test_a_reply_that_ended_by_itself_tests_no_barge_in(tmp_path: Path) -> None:

@@ -26,13 +26,12 @@ from frontdesk.audio.noise import active_level_db, babble, car_rumble, pink_nois
 from frontdesk.evals.recording import CallRecording
 from frontdesk.evals.scenario import NoiseSpec, Scenario
 from frontdesk.evals.scripted_caller import ScriptedCaller, synthesize
-from frontdesk.evals.twilio_caller import TwilioCallLog, call_server
+from frontdesk.evals.twilio_caller import WIRE_RATE, TwilioCallLog, call_server
 from frontdesk.speech.stt.base import STT
 from frontdesk.speech.tts.command import FliteVoice
 from frontdesk.store.db import Database
 from frontdesk.store.models import Call as CallRow
 from frontdesk.store.records import CallStore
-from frontdesk.transports.base import INBOUND_RATE
 
 REPLY_GAP_S = 0.7
 """Silence that separates two agent utterances on the recording."""
@@ -92,29 +91,34 @@ class ScenarioRun:
     notes: list[str] = field(default_factory=list)
 
 
-async def noise_bed(spec: NoiseSpec, speech_level_db: float, seconds: float = 30.0) -> np.ndarray:
-    """``seconds`` of ``spec.kind`` noise at ``spec.snr_db`` below ``speech_level_db``."""
-    n = int(seconds * INBOUND_RATE)
+async def noise_bed(
+    spec: NoiseSpec, speech_level_db: float, rate: int, seconds: float = 30.0
+) -> np.ndarray:
+    """``seconds`` of ``spec.kind`` noise at ``rate``, ``spec.snr_db`` below
+    ``speech_level_db``."""
+    n = int(seconds * rate)
     rng = np.random.default_rng(spec.seed)
     level = speech_level_db - spec.snr_db
     if spec.kind == "pink":
         return pink_noise(n, rng, level_db=level)
     if spec.kind == "car":
-        return car_rumble(n, INBOUND_RATE, rng, level_db=level)
+        return car_rumble(n, rate, rng, level_db=level)
     clips = [
-        await synthesize(FliteVoice(v), t) for v, t in zip(BABBLE_VOICES, BABBLE_LINES, strict=True)
+        await synthesize(FliteVoice(v), t, rate)
+        for v, t in zip(BABBLE_VOICES, BABBLE_LINES, strict=True)
     ]
     return babble(clips, n, rng, level_db=level)
 
 
 async def prepare_caller(scenario: Scenario) -> ScriptedCaller:
     """The scenario's caller, its lines synthesized and its noise bed laid under them."""
-    caller = ScriptedCaller(scenario.caller_lines())
+    # 8 kHz, as a phone line carries it: nothing resamples it on its way to the wire.
+    caller = ScriptedCaller(scenario.caller_lines(), rate=WIRE_RATE)
     await caller.prepare(FliteVoice(scenario.voice))
     if scenario.noise is not None:
         speech = caller.speech()
         level = active_level_db(speech) if len(speech) else -20.0
-        caller.noise = await noise_bed(scenario.noise, level)
+        caller.noise = await noise_bed(scenario.noise, level, WIRE_RATE)
     return caller
 
 

@@ -1,8 +1,8 @@
 """The six production checks, each a number and a pass/fail, judged from the caller's side
 of the wire (the call recording and the socket log) and from the business's own backends.
 
-1. interrupt: caller speech onset -> the agent's audio stopping, as the caller heard it
-   (its last voiced sound while the caller was still talking over it).
+1. interrupt: caller speech onset -> the agent's audio stopping on the caller's line (the
+   end of the last agent media played while the caller was still talking over it).
 2. pause: agent voice heard while the caller was still mid-line (a pause inside a line).
 3. no_bluff: the agent offered a human, said none of the bluff words, and the handoff fired
    (a ``transfer_to_human`` tool call in the agent's record).
@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 from frontdesk.evals.battery import ScenarioRun, words
 from frontdesk.evals.recording import CallRecording
 from frontdesk.evals.scenario import PARTS_OF_DAY, WEEKDAYS, CheckName
+from frontdesk.transports.local import TICK_S
 
 INTERRUPT_LIMIT_S = 0.3
 """The agent must be silent this soon after the caller starts talking over it."""
@@ -117,11 +118,12 @@ def interrupt(
 ) -> CheckResult:
     """Every barge-in line stopped the agent within ``limit_s``.
 
-    The stop is the agent's last voiced sound while the caller was still speaking the
-    line: an agent that pauses and then carries on, or talks on until the caller is done,
-    has not stopped. A stop only counts as a reaction if the reply was really cut short
-    (a ``clear`` on the socket, or the agent's record marks the reply interrupted);
-    a reply that happened to end by itself tests nothing."""
+    The stop is the end of the last 20 ms of the agent's media the caller's line played
+    while the caller was still speaking the line (after a ``clear`` nothing plays; an agent
+    that pauses and carries on, or talks on until the caller is done, has not stopped). A
+    stop only counts as a reaction if the reply was really cut short (a ``clear`` on the
+    socket, or the agent's record marks the reply interrupted): a reply that happened to
+    end by itself tests nothing."""
     stops: list[float] = []
     problems: list[str] = []
     for spec, line in zip(run.scenario.lines, run.log.caller.log, strict=False):
@@ -134,8 +136,8 @@ def interrupt(
         if recording.voiced_seconds("agent", max(0.0, onset - 0.3), onset) == 0:
             problems.append(f"{line.text!r}: the agent was not speaking when the caller cut in")
             continue
-        last = recording.last_voiced("agent", onset, end)
-        reaction = (last if last is not None else onset) - onset
+        played = [t + TICK_S for t in run.log.agent_media if onset - TICK_S < t < end]
+        reaction = max(0.0, max(played, default=onset) - onset)
         stops.append(reaction)
         if reaction <= limit_s and not _reply_cut(run, onset, end):
             problems.append(

@@ -60,16 +60,6 @@ class CallRecording:
             return None
         return float(start + end + 1) / self.sample_rate
 
-    def last_voiced(
-        self, side: str, start: float, end: float, level: int = VOICED_LEVEL
-    ) -> float | None:
-        """The end of ``side``'s last voiced sample between ``start`` and ``end`` seconds
-        (None: silent throughout)."""
-        pcm = self._side(side)
-        a, b = int(start * self.sample_rate), int(end * self.sample_rate)
-        hits = np.flatnonzero(np.abs(pcm[a:b].astype(np.int32)) > level)
-        return None if not len(hits) else float(a + hits[-1] + 1) / self.sample_rate
-
     def voiced_seconds(
         self, side: str, start: float, end: float, level: int = VOICED_LEVEL
     ) -> float:

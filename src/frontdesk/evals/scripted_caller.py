@@ -21,7 +21,6 @@ from frontdesk.transports.base import INBOUND_RATE
 from frontdesk.transports.local import TICK_S, CallerTick
 
 _PAUSE = re.compile(r"<pause\s+(\d+)>")
-_FRAME = frame_samples(INBOUND_RATE)
 CALLER_VOICED = 200
 """Peak amplitude above which the caller's own audio counts as speech."""
 AGENT_VOICED = 300
@@ -59,13 +58,19 @@ class ScriptedCaller:
 
     lines: list[CallerLine]
     noise: np.ndarray | None = None
+    """Background noise at ``rate``, looped under the caller's whole side of the call."""
     patience_s: float = 8.0
     """Speak anyway when the agent says nothing for this long (never wait forever)."""
     log: list[LineLog] = field(default_factory=list)
     heard: list[tuple[float, float] | None] = field(default_factory=list)
     """Per tick: first and last voiced instant of the agent audio heard, or None."""
+    rate: int = INBOUND_RATE
+    """The caller's audio rate: 16 kHz into a Transport in-process; 8 kHz for a phone line,
+    so that nothing between the caller's mouth and the wire has to resample it (a streaming
+    resampler would send each 20 ms a tick late)."""
 
     def __post_init__(self) -> None:
+        self._frame = frame_samples(self.rate)
         self._audio: list[np.ndarray] = []
         self._voiced: list[tuple[int, int]] = []
         self._line = 0
@@ -88,14 +93,14 @@ class ScriptedCaller:
             parts: list[np.ndarray] = []
             for i, piece in enumerate(pieces):
                 if i % 2:
-                    parts.append(np.zeros(int(INBOUND_RATE * int(piece) / 1000), np.int16))
+                    parts.append(np.zeros(int(self.rate * int(piece) / 1000), np.int16))
                 elif piece.strip():
-                    audio = await synthesize(voice, piece.strip())
+                    audio = await synthesize(voice, piece.strip(), self.rate)
                     parts.append(_trim(audio, lead=i > 0, trail=i + 1 < len(pieces)))
             audio = np.concatenate(parts) if parts else np.zeros(0, np.int16)
             voiced = np.flatnonzero(np.abs(audio.astype(np.int32)) > CALLER_VOICED)
             self._voiced.append((int(voiced[0]), int(voiced[-1]) + 1) if len(voiced) else (0, 0))
-            pad = (-len(audio)) % _FRAME
+            pad = (-len(audio)) % self._frame
             self._audio.append(np.concatenate([audio, np.zeros(pad, np.int16)]))
 
     def speech(self) -> np.ndarray:
@@ -114,7 +119,7 @@ class ScriptedCaller:
         """One 20 ms step: listen to ``heard``, decide, and produce caller audio."""
         now = index * TICK_S
         self._listen(index, heard, now)
-        pcm = np.zeros(_FRAME, np.int16)
+        pcm = np.zeros(self._frame, np.int16)
         dtmf: str | None = None
         hang_up = False
         if self._speaking:
@@ -135,7 +140,7 @@ class ScriptedCaller:
                 self._finished = True
                 hang_up = True
         if self.noise is not None:
-            pcm = _mix(pcm, self.noise, index)
+            pcm = _mix(pcm, self.noise, index * self._frame)
         return CallerTick(pcm, dtmf, hang_up)
 
     # --- internals -------------------------------------------------------------------
@@ -198,8 +203,8 @@ class ScriptedCaller:
             LineLog(
                 text=_PAUSE.sub("...", self.lines[self._line].text),
                 started=now,
-                voiced_start=now + self._voiced[self._line][0] / INBOUND_RATE,
-                voiced_end=now + self._voiced[self._line][1] / INBOUND_RATE,
+                voiced_start=now + self._voiced[self._line][0] / self.rate,
+                voiced_end=now + self._voiced[self._line][1] / self.rate,
             )
         )
         self._pos = 0
@@ -209,8 +214,8 @@ class ScriptedCaller:
 
     def _next_audio(self) -> np.ndarray:
         audio = self._audio[self._line]
-        pcm = audio[self._pos : self._pos + _FRAME]
-        self._pos += _FRAME
+        pcm = audio[self._pos : self._pos + self._frame]
+        self._pos += self._frame
         if self._pos >= len(audio):
             self._speaking = False
             self._end_line(None)
@@ -226,14 +231,14 @@ class ScriptedCaller:
             self._idle_since = round(self.log[-1].voiced_end / TICK_S)
 
 
-async def synthesize(voice: TTS, text: str) -> np.ndarray:
-    """``text`` in ``voice``, as 16 kHz PCM."""
+async def synthesize(voice: TTS, text: str, rate: int = INBOUND_RATE) -> np.ndarray:
+    """``text`` in ``voice``, as PCM at ``rate`` (16 kHz by default)."""
     chunks = [frame async for frame in voice.synthesize(text)]
     if not chunks:
         return np.zeros(0, np.int16)
     pcm = np.concatenate([c.pcm for c in chunks])
-    rate = chunks[0].sample_rate
-    return pcm if rate == INBOUND_RATE else resample(pcm, rate, INBOUND_RATE)
+    source = chunks[0].sample_rate
+    return pcm if source == rate else resample(pcm, source, rate)
 
 
 def _trim(pcm: np.ndarray, *, lead: bool, trail: bool) -> np.ndarray:
@@ -244,7 +249,7 @@ def _trim(pcm: np.ndarray, *, lead: bool, trail: bool) -> np.ndarray:
     return pcm[int(voiced[0]) if lead else 0 : int(voiced[-1]) + 1 if trail else len(pcm)]
 
 
-def _mix(pcm: np.ndarray, noise: np.ndarray, index: int) -> np.ndarray:
-    start = (index * _FRAME) % len(noise)
-    bed = np.take(noise, range(start, start + _FRAME), mode="wrap")
+def _mix(pcm: np.ndarray, noise: np.ndarray, at: int) -> np.ndarray:
+    start = at % len(noise)
+    bed = np.take(noise, range(start, start + len(pcm)), mode="wrap")
     return np.clip(pcm.astype(np.int32) + bed, -32768, 32767).astype(np.int16)

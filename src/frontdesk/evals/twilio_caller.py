@@ -92,6 +92,9 @@ class TwilioCallLog:
     ended_by: str | None
     protocol_errors: list[str]
     """Outbound messages from the server that break the protocol (should be empty)."""
+    agent_media: list[float] = field(default_factory=list)
+    """Start of every 20 ms tick (call clock) on which a frame of the agent's media played:
+    when the agent's audio stopped, a ``clear`` or not, is read from here."""
 
     def wire_onset(self, after: float) -> float | None:
         """When the caller's voice first went out on the socket at or after ``after``:
@@ -141,7 +144,9 @@ class TwilioCaller:
         self._drop = hang_up_by_dropping
         self._playout: collections.deque[np.ndarray | str] = collections.deque()
         self._agent_partial = np.zeros(0, np.int16)
-        self._to_wire = FrameResampler(INBOUND_RATE, WIRE_RATE)
+        # An 8 kHz caller goes on the wire as it is; a 16 kHz one through a streaming
+        # resampler, which sends each 20 ms one tick late.
+        self._to_wire = None if caller.rate == WIRE_RATE else FrameResampler(caller.rate, WIRE_RATE)
         self._sequence = 0
         self._chunk = 0
         self._t0 = 0.0
@@ -150,6 +155,7 @@ class TwilioCaller:
         self._send_lock = asyncio.Lock()
         self._caller_track: list[np.ndarray] = []
         self._agent_track: list[np.ndarray] = []
+        self._agent_media: list[float] = []
 
     def _now(self) -> float:
         return time.monotonic() - self._t0
@@ -184,6 +190,7 @@ class TwilioCaller:
             self.recording_path,
             self.ended_by,
             self.protocol_errors,
+            self._agent_media,
         )
 
     def _start_message(self) -> dict[str, Any]:
@@ -226,7 +233,8 @@ class TwilioCaller:
     async def _tick(self, ws: Any, index: int, heard: np.ndarray) -> np.ndarray:
         step = self.caller.tick(index, heard)
         self._caller_track.append(step.pcm)
-        for frame in self._to_wire.process(AudioFrame(step.pcm, INBOUND_RATE, index * TICK_S)):
+        spoken = AudioFrame(step.pcm, self.caller.rate, index * TICK_S)
+        for frame in self._to_wire.process(spoken) if self._to_wire else [spoken]:
             self._chunk += 1
             payload = base64.b64encode(ulaw_encode(frame.pcm)).decode("ascii")
             media = {
@@ -246,18 +254,19 @@ class TwilioCaller:
             for digit in step.dtmf:
                 dtmf = {"track": "inbound_track", "digit": digit}
                 await self._send(ws, {"event": "dtmf", "dtmf": dtmf}, log_as="dtmf_out")
-        played = await self._play_one(ws)
+        played = await self._play_one(ws, index)
         self._agent_track.append(played)
         if step.hang_up:
             self.ended_by = "caller"
             await self._hang_up(ws)
         return played
 
-    async def _play_one(self, ws: Any) -> np.ndarray:
+    async def _play_one(self, ws: Any, index: int) -> np.ndarray:
         played = np.zeros(_WIRE_FRAME, np.int16)
         await self._echo_marks(ws)
         if self._playout and isinstance(self._playout[0], np.ndarray):
             played = self._playout.popleft()  # type: ignore[assignment]
+            self._agent_media.append(index * TICK_S)
             await self._echo_marks(ws)
         return played
 
@@ -374,7 +383,7 @@ class TwilioCaller:
     def _write_recording(self) -> None:
         if self.recording_path is None or not self._caller_track:
             return
-        caller = np.concatenate(self._caller_track)
+        caller = resample(np.concatenate(self._caller_track), self.caller.rate, INBOUND_RATE)
         agent = resample(np.concatenate(self._agent_track), WIRE_RATE, INBOUND_RATE)
         n = min(len(caller), len(agent))
         write_wav(self.recording_path, np.stack([caller[:n], agent[:n]], axis=1), INBOUND_RATE)
