@@ -282,7 +282,7 @@ async def test_guardrails_hold_against_an_obedient_model(
         tool_reply("book_appointment", {"start": slots[0]["start"], "name": "Maria Lopez"}),
         text_reply("You're booked."),
     ]
-    await desk.say("Book me at nine, or the first one. I'm Maria Lopez.")
+    await desk.say("Book me at nine. I'm Maria Lopez.")  # no time offered: a bad pick
     assert len(await desk.bookings()) == 1
     refused = json.loads(tool_messages(scripted.requests[2])[-1]["content"])
     assert refused["ok"] is False and "only a time that check_availability" in refused["error"]
@@ -570,3 +570,48 @@ async def test_long_calls_keep_a_bounded_context_that_a_prompt_cache_can_reuse(
     assert "check_availability returned" not in first_state
     assert not tool_messages(scripted.requests[-1])
     assert "2026-11-26T12:00:00-05:00" in last_state
+
+
+async def test_a_caller_picking_an_offered_time_makes_the_model_book_that_time(
+    database: Database, scripted: ScriptedLLM
+) -> None:
+    desk = await open_desk(database, scripted_brain(scripted))
+    scripted.script.append(text_reply("I have noon, 2 PM or 4 PM on Thursday."))
+    await desk.say("What do you have Thursday afternoon? I'm Maria Lopez.")
+    slots = desk.named("check_availability")[0][1].data["slots"]
+
+    wrong_time = {"start": slots[0]["start"], "name": "Maria Lopez"}
+    scripted.script += [tool_reply("book_appointment", wrong_time), text_reply("Booked!")]
+    await desk.say("The 2 PM one works for me.")
+    book_request, confirm_request = scripted.requests[-2:]
+    assert book_request["tool_choice"] == {
+        "type": "function",
+        "function": {"name": "book_appointment"},
+    }
+    assert confirm_request["tool_choice"] == "none"  # booked: now confirm it in words
+    [booking] = await desk.bookings()
+    assert booking.start == datetime.fromisoformat(slots[1]["start"])  # what the caller said
+
+
+async def test_a_booking_carries_only_a_name_the_caller_said(
+    database: Database, scripted: ScriptedLLM
+) -> None:
+    desk = await open_desk(database, scripted_brain(scripted))
+    scripted.script.append(text_reply("I have noon, 2 PM or 4 PM on Thursday."))
+    await desk.say("What do you have Thursday afternoon?")
+    slots = desk.named("check_availability")[0][1].data["slots"]
+    invented = {"start": slots[0]["start"], "name": "John Doe"}
+    scripted.script += [tool_reply("book_appointment", invented), text_reply("Your name?")]
+    await desk.say("Noon is fine.")  # no name yet: the model is not made to book
+    assert scripted.requests[-2]["tool_choice"] == "auto"
+    assert not await desk.bookings()
+    refused = tool_messages(scripted.requests[-1])[-1]
+    assert "name the caller said" in json.loads(refused["content"])["error"]
+
+    scripted.script += [
+        tool_reply("book_appointment", {"start": slots[0]["start"], "name": "Dana Scully"}),
+        text_reply("You're booked, Dana."),
+    ]
+    await desk.say("It's Dana Scully, and noon it is.")
+    [booking] = await desk.bookings()
+    assert booking.start == datetime.fromisoformat(slots[0]["start"])

@@ -40,9 +40,11 @@ from frontdesk.brain.base import (
 )
 from frontdesk.brain.llm_context import ChatHistory, assistant_tool_message, tool_message
 from frontdesk.brain.llm_policy import (
+    BOOK_APPOINTMENT,
     CHECK_AVAILABILITY,
     BookingPolicy,
     CallMemory,
+    caller_gave_name,
     grounded_arguments,
     required_tool,
 )
@@ -195,7 +197,7 @@ class LLMBrain:
         timings = LLMTurnTimings()
         self.last_turn_timings = timings
         context.metadata["llm"] = timings
-        self.policy.new_turn()
+        self.policy.new_turn(context.history)
         caller_text = text or (f"[pressed keys {context.dtmf}]" if context.dtmf else "")
         messages = self.chat.messages(
             caller_text, context.history, self._now(), self.memory.lines()
@@ -204,7 +206,8 @@ class LLMBrain:
         spoken: list[str] = []
         ending: str | None = None
         guide = self.settings.guide_tools
-        required = required_tool(caller_text, self._now(), self.memory) if guide else None
+        named = caller_gave_name(context.history)
+        required = required_tool(caller_text, self._now(), self.memory, named) if guide else None
         choice = required or "auto"
         try:
             if required == CHECK_AVAILABILITY and self.settings.prefetch_availability:
@@ -232,9 +235,9 @@ class LLMBrain:
                     break
                 done = await self._run_round(calls, caller_text, context, exchange, timings)
                 ending = ending or done.ending
-                # Times just read from the calendar are to be offered now, not checked again,
-                # and a refused call is to be explained, not retried: a small model otherwise
-                # repeats the same call until its rounds run out.
+                # Times just read from the calendar are to be offered now (a booking just made,
+                # confirmed), not checked again, and a refused call is to be explained, not
+                # retried: a small model otherwise repeats the call until its rounds run out.
                 choice = "none" if guide and (done.checked or done.refused) else "auto"
         finally:
             timings.total_s = time.monotonic() - started
@@ -263,7 +266,7 @@ class LLMBrain:
             timings.tool_calls += 1
             exchange.append(tool_message(call, result))
             done.refused |= refused
-            done.checked |= call.name == CHECK_AVAILABILITY and result.ok
+            done.checked |= call.name in (CHECK_AVAILABILITY, BOOK_APPOINTMENT) and result.ok
             if call.name == "end_call" and result.ok:
                 done.ending = "completed"
         return done
@@ -335,7 +338,7 @@ class LLMBrain:
         if not isinstance(arguments, dict):
             return call
         request = ToolCall(call.name, arguments, call.id)
-        grounded = grounded_arguments(request, caller_text, self._now())
+        grounded = grounded_arguments(request, caller_text, self._now(), self.memory)
         if grounded.arguments == arguments:
             return call
         log.info("%s arguments %s grounded to %s", call.name, arguments, grounded.arguments)

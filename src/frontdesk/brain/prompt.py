@@ -60,12 +60,13 @@ def business_facts(profile: AgentProfile) -> str:
             f"already answered:\n{questions}"
         )
     parts.append(
-        "Booking: get the caller's first and last name (the booking uses the number they "
-        "are calling from). Call check_availability for the day they want, offer at most "
-        "three of the times it returns, in words. When the caller picks one, call "
-        "book_appointment with that time's start exactly as check_availability gave it. "
-        "Never offer or book a time check_availability did not return. Book one "
-        "appointment per call unless the caller asks for another. Confirm the booked time."
+        "Booking: get the caller's first and last name. Do not ask for a phone number: the "
+        "booking uses the number they are calling from. Call check_availability for the "
+        "day they want, offer at most three of the times it returns, in words. When the "
+        "caller picks one, call book_appointment with that time's start exactly as "
+        "check_availability gave it. Never offer or book a time check_availability did not "
+        "return. Book one appointment per call unless the caller asks for another. Confirm "
+        "the booked time."
     )
     rules = [
         "Never invent facts, prices, times, names or policies. If the caller asks something "
