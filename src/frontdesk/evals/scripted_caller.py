@@ -62,8 +62,6 @@ class ScriptedCaller:
     patience_s: float = 8.0
     """Speak anyway when the agent says nothing for this long (never wait forever)."""
     log: list[LineLog] = field(default_factory=list)
-    heard: list[tuple[float, float] | None] = field(default_factory=list)
-    """Per tick: first and last voiced instant of the agent audio heard, or None."""
     rate: int = INBOUND_RATE
     """The caller's audio rate: 16 kHz into a Transport in-process; 8 kHz for a phone line,
     so that nothing between the caller's mouth and the wire has to resample it (a streaming
@@ -118,7 +116,7 @@ class ScriptedCaller:
     def tick(self, index: int, heard: np.ndarray) -> CallerTick:
         """One 20 ms step: listen to ``heard``, decide, and produce caller audio."""
         now = index * TICK_S
-        self._listen(index, heard, now)
+        self._listen(index, heard)
         pcm = np.zeros(self._frame, np.int16)
         dtmf: str | None = None
         hang_up = False
@@ -144,41 +142,13 @@ class ScriptedCaller:
         return CallerTick(pcm, dtmf, hang_up)
 
     # --- internals -------------------------------------------------------------------
-    def _listen(self, index: int, heard: np.ndarray, now: float) -> None:
-        peaks = np.flatnonzero(np.abs(heard.astype(np.int32)) > AGENT_VOICED)
-        if not len(peaks):
-            self.heard.append(None)
+    def _listen(self, index: int, heard: np.ndarray) -> None:
+        if not np.any(np.abs(heard.astype(np.int32)) > AGENT_VOICED):
             return
-        scale = TICK_S / len(heard)
-        self.heard.append((now + peaks[0] * scale, now + (peaks[-1] + 1) * scale))
         if not self._agent_spoke_since_line:
             self._agent_spoke_since_line = True
             self._reply_start = index
         self._last_agent_voice = index
-
-    # --- caller-side measurements ------------------------------------------------------
-    def agent_onset_after(self, t: float) -> float | None:
-        """When the agent's voice was first heard at or after line time ``t``."""
-        for span in self.heard[max(0, int(t / TICK_S)) :]:
-            if span is not None and span[1] > t:
-                return max(span[0], t)
-        return None
-
-    def agent_stop_after(self, t: float, gap_s: float = 0.3) -> float | None:
-        """End of the agent's voice after ``t``: its last voiced sample before a silence of
-        ``gap_s`` (None if it was still talking when the call ended)."""
-        last_voiced = t
-        quiet = 0
-        for i in range(max(0, int(t / TICK_S)), len(self.heard)):
-            span = self.heard[i]
-            if span is None:
-                quiet += 1
-                if quiet * TICK_S >= gap_s:
-                    return last_voiced
-            else:
-                quiet = 0
-                last_voiced = span[1]
-        return None
 
     def _should_start(self, line: CallerLine, index: int) -> bool:
         if line.barge_in_ms is not None:
