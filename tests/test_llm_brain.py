@@ -227,7 +227,7 @@ def scripted_brain(scripted: ScriptedLLM, **settings: Any) -> LLMBrain:
 async def test_recorded_openai_tool_call_deltas_run_and_their_results_go_back(
     database: Database, scripted: ScriptedLLM
 ) -> None:
-    desk = await open_desk(database, scripted_brain(scripted, prefetch_availability=False))
+    desk = await open_desk(database, scripted_brain(scripted, direct_tools=False))
     scripted.script += [
         recorded_reply(RECORDED_TOOL_CALLS),
         text_reply("I have ", "Thursday at noon", ", 2 PM or 4 PM. ", "Which works?", gap_s=0.05),
@@ -405,7 +405,7 @@ async def test_real_model_tool_call_is_run_and_its_result_fed_back(
 ) -> None:
     sent: list[dict[str, Any]] = []
     # The model makes the call (grammar-constrained to check_availability), not the brain.
-    brain = real_brain(local_llm, sent, prefetch_availability=False)
+    brain = real_brain(local_llm, sent, direct_tools=False)
     desk = await open_desk(database, brain)
     await desk.say("What times do you have open on Thursday afternoon?")
     [(check, checked)] = desk.named("check_availability")
@@ -507,7 +507,7 @@ async def test_the_brain_checks_the_day_itself_and_the_model_only_speaks(
 async def test_requests_name_the_tool_the_turn_needs_then_ask_for_words(
     database: Database, scripted: ScriptedLLM
 ) -> None:
-    desk = await open_desk(database, scripted_brain(scripted, prefetch_availability=False))
+    desk = await open_desk(database, scripted_brain(scripted, direct_tools=False))
     scripted.script += [
         tool_reply("check_availability", {"day": "2026-11-24", "part_of_day": "morning"}),
         text_reply("I have Thursday at noon, 2 PM or 4 PM."),
@@ -572,11 +572,37 @@ async def test_long_calls_keep_a_bounded_context_that_a_prompt_cache_can_reuse(
     assert "2026-11-26T12:00:00-05:00" in last_state
 
 
-async def test_a_caller_picking_an_offered_time_makes_the_model_book_that_time(
+async def test_a_caller_picking_an_offered_time_is_booked_for_that_time(
     database: Database, scripted: ScriptedLLM
 ) -> None:
     desk = await open_desk(database, scripted_brain(scripted))
     scripted.script.append(text_reply("I have noon, 2 PM or 4 PM on Thursday."))
+    await desk.say("I'd like a cleaning. What do you have Thursday afternoon? I'm Maria Lopez.")
+    slots = desk.named("check_availability")[0][1].data["slots"]
+
+    scripted.script.append(text_reply("You're booked for 2 PM on Thursday."))
+    await desk.say("The 2 PM one works for me.")
+    [(book, booked)] = desk.named("book_appointment")  # made by the brain, not the model
+    assert book.arguments == {
+        "start": slots[1]["start"],
+        "name": "Maria Lopez",
+        "service": "Cleaning",
+    }
+    confirm = scripted.requests[-1]
+    assert confirm["tool_choice"] == "none"  # the model only confirms it, in words
+    assert json.loads(tool_messages(confirm)[-1]["content"])["result"] == booked.data
+    [booking] = await desk.bookings()
+    assert booking.start == datetime.fromisoformat(slots[1]["start"])
+
+
+async def test_without_direct_tools_the_model_is_made_to_book_the_picked_time(
+    database: Database, scripted: ScriptedLLM
+) -> None:
+    desk = await open_desk(database, scripted_brain(scripted, direct_tools=False))
+    scripted.script += [
+        tool_reply("check_availability", {"day": THURSDAY}),
+        text_reply("I have noon, 2 PM or 4 PM on Thursday."),
+    ]
     await desk.say("What do you have Thursday afternoon? I'm Maria Lopez.")
     slots = desk.named("check_availability")[0][1].data["slots"]
 

@@ -44,7 +44,8 @@ from frontdesk.brain.llm_policy import (
     CHECK_AVAILABILITY,
     BookingPolicy,
     CallMemory,
-    caller_gave_name,
+    caller_name,
+    caller_service,
     grounded_arguments,
     required_tool,
 )
@@ -81,9 +82,11 @@ class LLMSettings(BaseModel):
     """Conversation messages sent with each request (older ones are dropped)."""
     max_tool_rounds: int = Field(default=4, ge=1)
     """Completions per caller turn; the last one may not call tools."""
-    prefetch_availability: bool = True
-    """With ``guide_tools``: make that check_availability call itself, before asking the
-    model, instead of making the model call it (one model round fewer)."""
+    direct_tools: bool = True
+    """With ``guide_tools``: make the call a turn clearly needs (the check of a day the
+    caller named; the booking of an offered time the caller picked, under the name they
+    gave) before asking the model, instead of making the model write it: one model round,
+    seconds on a CPU model, fewer before the caller hears an answer."""
     guide_tools: bool = True
     """Make the model call check_availability when the caller names a day the calendar was
     not asked about (see :func:`~frontdesk.brain.llm_policy.required_tool`)."""
@@ -206,15 +209,13 @@ class LLMBrain:
         spoken: list[str] = []
         ending: str | None = None
         guide = self.settings.guide_tools
-        named = caller_gave_name(context.history)
+        named = caller_name(context.history) is not None
         required = required_tool(caller_text, self._now(), self.memory, named) if guide else None
         choice = required or "auto"
         try:
-            if required == CHECK_AVAILABILITY and self.settings.prefetch_availability:
-                # The check the model would be made to call, made now: one model round
-                # (and its wait) fewer before the caller hears the times.
-                call = StreamedToolCall(f"call_prefetch_{self.chat.turns}", required, "{}")
-                done = await self._run_round((call,), caller_text, context, exchange, timings)
+            direct = self._direct_call(required, caller_text, context) if required else None
+            if direct is not None:
+                done = await self._run_round((direct,), caller_text, context, exchange, timings)
                 ending, choice = done.ending, "none"
             for round_index in range(self.settings.max_tool_rounds):
                 if round_index == self.settings.max_tool_rounds - 1:
@@ -327,6 +328,25 @@ class LLMBrain:
             )
             self._client = httpx.AsyncClient(timeout=timeout)
         return self._client
+
+    def _direct_call(
+        self, required: str, caller_text: str, context: TurnContext
+    ) -> StreamedToolCall | None:
+        """The call ``required`` as the brain makes it itself (``direct_tools``), or None
+        when the model has to write it."""
+        if not self.settings.direct_tools:
+            return None
+        arguments: dict[str, Any] = {}  # a check's day and part of day: from grounding
+        if required == BOOK_APPOINTMENT:
+            name = caller_name(context.history)
+            if name is None:
+                return None
+            arguments = {"start": "", "name": name}  # the start: the picked one, grounded
+            service = caller_service(context.history, self.profile)
+            if service is not None:
+                arguments["service"] = service
+        call_id = f"call_direct_{self.chat.turns}"
+        return StreamedToolCall(call_id, required, json.dumps(arguments))
 
     def _grounded(self, call: StreamedToolCall, caller_text: str) -> StreamedToolCall:
         """``call`` with the arguments the caller's own words fix (see

@@ -26,7 +26,7 @@ from typing import Any
 from frontdesk.brain.base import Message, ToolCall, ToolResult
 from frontdesk.brain.profile import AgentProfile
 from frontdesk.brain.spoken_time import choose_slot, parse_when
-from frontdesk.brain.understand import extract_name, is_question
+from frontdesk.brain.understand import extract_name, is_question, match_service
 
 CHECK_AVAILABILITY = "check_availability"
 BOOK_APPOINTMENT = "book_appointment"
@@ -207,16 +207,26 @@ def grounded_arguments(
     return ToolCall(call.name, arguments, call.call_id)
 
 
-def caller_gave_name(history: Sequence[Message]) -> bool:
-    """Whether the caller has said their name ("my name is...", or a bare name right after
-    being asked for it)."""
-    asked = False
+def caller_name(history: Sequence[Message]) -> str | None:
+    """The name the caller last gave ("my name is...", or a bare name right after being
+    asked for it), or None."""
+    asked, name = False, None
     for message in history:
         if message.role == "agent":
             asked = "name" in message.text.lower()
-        elif message.role == "caller" and extract_name(message.text, bare=asked):
-            return True
-    return False
+        elif message.role == "caller":
+            name = extract_name(message.text, bare=asked) or name
+    return name
+
+
+def caller_service(history: Sequence[Message], profile: AgentProfile) -> str | None:
+    """The service the caller last asked for by name or keyword, or None."""
+    found = None
+    for message in history:
+        if message.role == "caller":
+            service = match_service(message.text, profile.services)
+            found = service.name if service is not None else found
+    return found
 
 
 def _words(text: str) -> list[str]:
