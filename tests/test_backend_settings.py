@@ -95,4 +95,6 @@ async def test_the_agent_refuses_an_unknown_choice_before_opening_anything(
         check_options(AgentOptions(calendar="google"))
     with pytest.raises(ValueError, match="caldav calendar needs"):
         check_options(AgentOptions(calendar="caldav"))
+    with pytest.raises(ValueError, match="unknown local model 'llama-70b'"):
+        check_options(AgentOptions(brain="llm", local_model="llama-70b"))
     assert not (tmp_path / "x.db").exists()

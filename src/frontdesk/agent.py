@@ -23,6 +23,7 @@ from frontdesk.brain.flow import FlowBrain
 from frontdesk.brain.llm import LLMBrain, LLMSettings
 from frontdesk.brain.local_llm import (
     DEFAULT_LOCAL_MODEL,
+    LOCAL_MODELS,
     LocalLLMServer,
     local_model,
     model_path,
@@ -149,6 +150,9 @@ def check_options(options: AgentOptions) -> None:
         )
     if options.calendar == "caldav" and options.caldav is None:
         raise ValueError("the caldav calendar needs its server's settings (FRONTDESK_CALDAV_URL)")
+    if options.brain == "llm" and options.llm is None and options.local_model not in LOCAL_MODELS:
+        choices = ", ".join(LOCAL_MODELS)
+        raise ValueError(f"unknown local model {options.local_model!r}: choose one of {choices}")
 
 
 class Agent:
@@ -216,7 +220,8 @@ class Agent:
             if options.brain == "llm":
                 backends["llm"] = options.llm
                 if options.llm is None:
-                    model = model_path(local_model(options.local_model))
+                    # Joining and hashing the slices reads the whole model once: off the loop.
+                    model = await asyncio.to_thread(model_path, local_model(options.local_model))
                     backends["llm_server"] = server = LocalLLMServer(model)
                     await server.start()
                     backends["llm"] = server.settings(**LOCAL_LLM_TIMEOUTS)
