@@ -110,6 +110,7 @@ def demo(
 
     from frontdesk.agent import AgentOptions
     from frontdesk.backend_settings import backend_settings_from_env
+    from frontdesk.brain.local_llm import LocalModelError
     from frontdesk.demo import run_demo
     from frontdesk.report import LiveTranscript, print_call_summary
 
@@ -121,11 +122,16 @@ def demo(
     live = None if as_json else LiveTranscript(console)
     if live is not None:
         console.print("[bold]frontdesk demo[/bold]: loading models and calling the agent...")
-    result, database_url = asyncio.run(
-        run_demo(
-            AgentOptions(profile=profile, **backends), observer=live, recording_dir=recording_dir
+    try:
+        result, database_url = asyncio.run(
+            run_demo(
+                AgentOptions(profile=profile, **backends),
+                observer=live,
+                recording_dir=recording_dir,
+            )
         )
-    )
+    except LocalModelError as exc:  # e.g. the local model's packages are not installed
+        _fail(str(exc))
     if as_json:
         print(json.dumps(result.record, indent=2, default=str))
         return
