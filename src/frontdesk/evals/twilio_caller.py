@@ -41,6 +41,8 @@ WIRE_RATE = 8000
 _WIRE_FRAME = frame_samples(WIRE_RATE)
 LATE_TICK_S = 0.02
 """A tick this late is logged: the caller's clock (and its audio) fell behind real time."""
+CALLER_VOICED = 200
+"""Amplitude above which caller audio on the wire counts as speech (as ScriptedCaller)."""
 
 __all__ = ["StreamInvitation", "TwilioCallLog", "TwilioCaller", "WireEvent", "call_server"]
 
@@ -93,6 +95,16 @@ class TwilioCallLog:
     agent_media: list[float] = field(default_factory=list)
     """Start of every 20 ms tick (call clock) on which a frame of the agent's media played:
     when the agent's audio stopped, a ``clear`` or not, is read from here."""
+
+    def wire_onset(self, after: float) -> float | None:
+        """When the caller's voice first went out on the socket at or after ``after``:
+        the send time of the first voiced frame plus the offset of its first voiced sample
+        (the 16 -> 8 kHz conversion of the simulated caller is not Twilio's delay)."""
+        for event in self.events:
+            voiced_at = event.detail.get("voiced_at") if event.kind == "media_out" else None
+            if voiced_at is not None and event.at >= after:
+                return float(voiced_at)
+        return None
 
     def times(self, kind: str) -> list[float]:
         """When each message of ``kind`` happened."""
@@ -232,7 +244,12 @@ class TwilioCaller:
                 "payload": payload,
             }
             await self._send(ws, {"event": "media", "media": media})
-            self._log("media_out")
+            voiced = np.flatnonzero(np.abs(frame.pcm.astype(np.int32)) > CALLER_VOICED)
+            sent_at = self._now()
+            if len(voiced):
+                self._log("media_out", voiced_at=sent_at + voiced[0] / WIRE_RATE)
+            else:
+                self._log("media_out")
         if step.dtmf:
             for digit in step.dtmf:
                 dtmf = {"track": "inbound_track", "digit": digit}
