@@ -374,7 +374,10 @@ async def local_llm() -> AsyncIterator[LocalLLMServer]:
     # The small model: quick enough on two cores (the agent's default is the 1.5B).
     server = LocalLLMServer(model_path(QWEN_CODER_05B, cache_dir=REPO / "var" / "models"))
     await server.start()
-    warm = LLMBrain(PROFILE, server.settings(max_tokens=1), now=lambda: NOW)
+    # Reading the prompt cold takes 30-40 s on two cores: a patient first-token wait.
+    warm = LLMBrain(
+        PROFILE, server.settings(max_tokens=1, first_token_timeout_s=300), now=lambda: NOW
+    )
     await warm.warm_up()
     await warm.aclose()
     yield server
