@@ -298,7 +298,9 @@ def evaluate(
     ),
     interrupt_limit_ms: int = typer.Option(300, help="pass mark: talked over -> silent"),
     turn_limit_ms: int = typer.Option(1000, help="pass mark: caller's last word -> agent"),
-    workdir: Path | None = typer.Option(None, help="where recordings go [a temp folder]"),
+    workdir: Path | None = typer.Option(
+        None, help="where recordings go (default: a new temporary folder)"
+    ),
     json_path: Path | None = typer.Option(None, "--json", help="write results as JSON"),
     html_path: Path | None = typer.Option(None, "--html", help="write a self-contained report"),
 ) -> None:
