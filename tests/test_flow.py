@@ -430,3 +430,24 @@ async def test_caller_who_cuts_off_the_goodbye_is_still_heard(database: Database
     reply = await desk.say("wait, where are you located?")
     located = next(f for f in PROFILE.faq if "located" in f.question)
     assert located.answer in reply.text and reply.end is None
+    # The outcome logged with the dropped goodbye was dropped too: the next goodbye logs the
+    # call as it now stands.
+    goodbye = await desk.say("no, that's everything")
+    assert goodbye.end is not None
+    first, second = desk.named("log_call_outcome")
+    assert "located" not in first.arguments["summary"]
+    assert "located" in second.arguments["summary"]
+
+
+async def test_a_hand_off_cut_short_before_a_word_was_heard_is_not_dead_air(
+    database: Database,
+) -> None:
+    desk = await open_desk(database)
+    await desk.say("what's my insurance deductible?")
+    assert desk.named("transfer_to_human")
+    # The caller carried on before hearing any of the hand-off: the Call dropped it, and
+    # the history holds nothing of it.
+    desk.history.pop()
+    reply = await desk.say("actually, I just want to book a cleaning")
+    assert reply.text and reply.end is None
+    assert asked(reply, "new patient")

@@ -29,7 +29,8 @@ async def test_the_filler_is_spoken_while_the_brain_waits_and_in_order() -> None
     start = loop.time()
     async for text in spliced_text(brain(), fillers, lambda: None, ended.append):
         said.append((loop.time() - start, text))
-    assert [t for _, t in said] == ["Sure. ", "One moment. ", "I have Thursday at two."]
+    # the filler is spaced apart from the brain's words (a delta may end without a space)
+    assert [t for _, t in said] == ["Sure. ", " One moment. ", "I have Thursday at two."]
     assert said[1][0] < 0.2, "the filler did not wait for the brain"
     assert ended == ["completed"]
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from frontdesk.brain.base import Brain, ToolCall, ToolResult
+from frontdesk.brain.base import Brain
 from frontdesk.brain.fallback import FallbackBrain
 from frontdesk.brain.flow import FlowBrain
 from frontdesk.brain.llm import LLMBrain, LLMSettings
@@ -25,16 +25,18 @@ from frontdesk.brain.local_llm import (
     DEFAULT_LOCAL_MODEL,
     LOCAL_MODELS,
     LocalLLMServer,
+    check_installed,
     local_model,
     model_path,
 )
 from frontdesk.brain.profile import AgentProfile, load_profile
-from frontdesk.brain.tools import ToolRegistry, ToolRunner
+from frontdesk.brain.tools import ToolRunner
 from frontdesk.brain.understand import sounds_complete
 from frontdesk.business.caldav_calendar import CalDAVCalendar, CalDAVSettings
 from frontdesk.business.calendar import Calendar, SQLCalendar
 from frontdesk.business.crm import SQLCRM
-from frontdesk.business.toolset import FrontDeskEnv, HangUp, Transfer, frontdesk_tools
+from frontdesk.business.tool_executor import FrontDeskTools
+from frontdesk.business.toolset import FrontDeskEnv, frontdesk_tools
 from frontdesk.call.contracts import CallConfig
 from frontdesk.call.listener import Listener
 from frontdesk.call.session import Call
@@ -64,41 +66,6 @@ def stt_options(provider: str, profile: AgentProfile) -> dict[str, Any]:
         "interim_interval_s": 0,
         "initial_prompt": f"{profile.business_name}. {services}. {questions}",
     }
-
-
-class FrontDeskTools:
-    """The ToolExecutor a Call uses: the front-desk tools behind the fenced runner."""
-
-    def __init__(self, registry: ToolRegistry, runner: ToolRunner, env: FrontDeskEnv) -> None:
-        self.registry = registry
-        self.runner = runner
-        self.env = env
-
-    async def run(
-        self, call: ToolCall, reply_id: str, reply_live: Callable[[], bool]
-    ) -> ToolResult:
-        """Run one tool call for reply ``reply_id``."""
-        return await self.runner.run(call, reply_id, reply_live)
-
-    def is_slow(self, name: str) -> bool:
-        """Whether the tool deserves a spoken filler while it runs."""
-        return name in self.registry and self.registry.get(name).slow
-
-    def take_actions(self) -> list[tuple[str, str]]:
-        """The call-control actions the tools asked for since the last call, as
-        ("transfer", number) / ("hang_up", reason)."""
-        actions, self.env.actions[:] = list(self.env.actions), []
-        out: list[tuple[str, str]] = []
-        for action in actions:
-            if isinstance(action, Transfer):
-                out.append(("transfer", action.number))
-            elif isinstance(action, HangUp):
-                out.append(("hang_up", action.reason))
-        return out
-
-    async def drain(self) -> None:
-        """Wait for tools still running (they always complete)."""
-        await self.runner.drain()
 
 
 @dataclass(slots=True)
@@ -141,7 +108,9 @@ OUTBOX_FLUSH_S = 10.0
 
 
 def check_options(options: AgentOptions) -> None:
-    """Raise ValueError naming the first unusable choice in ``options``."""
+    """Raise ValueError naming the first unusable choice in ``options``, or LocalModelError
+    (one line: what to install) when they need the packaged local model and it is not
+    installed. Loads nothing: a start-up check."""
     if options.brain not in BRAINS:
         raise ValueError(f"unknown brain {options.brain!r}: choose one of {', '.join(BRAINS)}")
     if options.calendar not in CALENDARS:
@@ -153,6 +122,8 @@ def check_options(options: AgentOptions) -> None:
     if options.brain == "llm" and options.llm is None and options.local_model not in LOCAL_MODELS:
         choices = ", ".join(LOCAL_MODELS)
         raise ValueError(f"unknown local model {options.local_model!r}: choose one of {choices}")
+    if options.brain == "llm" and options.llm is None:
+        check_installed(LOCAL_MODELS[options.local_model])
 
 
 class Agent:
@@ -293,6 +264,8 @@ class Agent:
         config = self.call_config()
         lines = [
             *self.new_brain().stock_lines(),
+            config.filler_line,
+            *config.think_filler_lines,
             config.still_there_line,
             config.goodbye_line,
             config.error_line,

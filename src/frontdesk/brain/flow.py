@@ -128,12 +128,11 @@ class FlowBrain:
 
     async def _turn(self, text: str, context: TurnContext) -> AsyncIterator[str]:
         if self.stage == "done":
-            last = next((m for m in reversed(context.history) if m.role == "agent"), None)
-            if last is None or not last.interrupted:
-                return
-            # The caller cut the hand-off or goodbye short, so the Call dropped the transfer
-            # or hang-up: they are still here and talking to the flow.
-            self.stage, self.endings.ending = self._stage_before_end, None
+            # A performed transfer or hang-up ends the call, so a turn after the hand-off or
+            # goodbye means the Call dropped it: the caller cut it short (perhaps before
+            # hearing a word of it), and is still here talking to the flow.
+            self.stage = self._stage_before_end
+            self.endings.resume()
         if not self._looked_up:
             await self._lookup(context)
         async for line in self._route(text, context):

@@ -39,6 +39,7 @@ class CallEndings:
         self.ending: str | None = None
         """Why the call ends after this reply (None: it goes on, or is being transferred)."""
         self._logged = False
+        self._logged_by_ending = False  # the outcome went with a hand-off or goodbye
 
     async def transfer(
         self, context: TurnContext, reason: str, lead: str | None = None
@@ -47,7 +48,7 @@ class CallEndings:
         self.notes.reason = self.notes.reason or reason
         yield f"{lead or ''} {self.profile.render(self.profile.lines.handoff)}".strip()
         result = await call_tool(context, "transfer_to_human", {"reason": reason})
-        await self.log(context, "escalated")
+        self._logged_by_ending = await self.log(context, "escalated")
         if result.ok and isinstance(result.data, dict) and result.data.get("transferring") is False:
             # Nobody can take the call: promise a call back instead, and hang up.
             yield NO_ONE_AVAILABLE
@@ -62,16 +63,26 @@ class CallEndings:
         if outcome is None:
             wanted = self.facts.wants_booking or self.facts.declined_service
             outcome = "answered" if self.notes.topics and not wanted else "nurture"
-        await self.log(context, outcome)
+        self._logged_by_ending = await self.log(context, outcome)
         await call_tool(context, "end_call", {"reason": "completed"})
         self.ending = "completed"
 
-    async def log(self, context: TurnContext, outcome: str) -> None:
-        """``log_call_outcome`` with a one-sentence summary, once per call."""
+    def resume(self) -> None:
+        """The caller cut the hand-off or goodbye short and carries on: the Call dropped the
+        transfer or hang-up, and the outcome logged with it, so the next ending logs again
+        (an outcome logged before, with a booking, stands)."""
+        self.ending = None
+        if self._logged_by_ending:
+            self._logged = self._logged_by_ending = False
+
+    async def log(self, context: TurnContext, outcome: str) -> bool:
+        """``log_call_outcome`` with a one-sentence summary, once per call; True if this
+        call logged it."""
         if self._logged:
-            return
+            return False
         self._logged = True
         self.notes.name = self.facts.name
         self.notes.answers = dict(self.facts.answers)
         summary = self.notes.summary(outcome)
         await call_tool(context, "log_call_outcome", {"outcome": outcome, "summary": summary})
+        return True

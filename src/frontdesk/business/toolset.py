@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
@@ -21,17 +20,25 @@ from zoneinfo import ZoneInfo
 from pydantic import Field
 
 from frontdesk.brain.tools import ToolError, ToolRegistry
-from frontdesk.business.calendar import (
-    Calendar,
-    CalendarUnavailable,
-    Slot,
-    SlotTaken,
-    describe_slot,
-)
-from frontdesk.business.crm import CRM
-from frontdesk.business.hours import BusinessHours
-from frontdesk.store.models import normalize_phone, utc_now
-from frontdesk.store.records import CallStore
+from frontdesk.business.calendar import CalendarUnavailable, Slot, SlotTaken
+from frontdesk.business.environment import FrontDeskEnv, is_phone
+from frontdesk.business.reply_effects import CallAction, HangUp, Transfer
+
+__all__ = [  # the env and the actions live in their own modules; named here for importers
+    "CALENDAR_UNREACHABLE",
+    "CallAction",
+    "FrontDeskEnv",
+    "HangUp",
+    "Transfer",
+    "book_appointment",
+    "check_availability",
+    "end_call",
+    "frontdesk_tools",
+    "log_call_outcome",
+    "lookup_contact",
+    "transfer_to_human",
+    "update_contact",
+]
 
 log = logging.getLogger(__name__)
 
@@ -45,62 +52,6 @@ CALENDAR_UNREACHABLE = (
     "I can't reach the calendar right now, so I can't check or book times. Apologise and "
     "offer to connect the caller with a person (transfer_to_human), or take a message."
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Transfer:
-    """After speaking, transfer the caller to ``number``."""
-
-    number: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class HangUp:
-    """After speaking, end the call."""
-
-    reason: str
-
-
-CallAction = Transfer | HangUp
-
-
-@dataclass
-class FrontDeskEnv:
-    """What the front-desk tools act on during one call.
-
-    ``actions`` collects call-control intents (transfer, hang up) that the Call performs
-    once the agent has finished speaking.
-    """
-
-    calendar: Calendar
-    crm: CRM
-    store: CallStore
-    call_id: str
-    caller_number: str | None
-    hours: BusinessHours
-    appointment_minutes: int = 30
-    """Length of a visit whose service is not known (or not in ``service_minutes``)."""
-    service_minutes: dict[str, int] = field(default_factory=dict)
-    """Length of a visit per service name (case-insensitive)."""
-    handoff_number: str | None = None
-    now: Callable[[], datetime] = utc_now
-    actions: list[CallAction] = field(default_factory=list)
-    search_days: int = 14  # how far ahead "the soonest openings" may look
-
-    def visit(self, service: str | None) -> timedelta:
-        """How long a visit for ``service`` takes."""
-        minutes = {k.casefold(): v for k, v in self.service_minutes.items()}
-        return timedelta(minutes=minutes.get((service or "").casefold(), self.appointment_minutes))
-
-    @property
-    def tz(self) -> ZoneInfo:
-        """The business timezone."""
-        return self.hours.tz
-
-    def label(self, moment: datetime) -> str:
-        """``moment`` as the agent would say it ("tomorrow at 10:30 AM")."""
-        return describe_slot(moment, self.now(), self.tz)
 
 
 @contextmanager
@@ -139,14 +90,6 @@ def _parse_start(text: str, tz: ZoneInfo) -> datetime:
         ) from None
     # A time without an offset is the business's local time.
     return moment.replace(tzinfo=tz) if moment.tzinfo is None else moment
-
-
-def _is_phone(number: str) -> bool:
-    try:
-        normalize_phone(number)
-    except ValueError:
-        return False
-    return True
 
 
 def _part_of_day(moment: datetime, part: PartOfDay) -> bool:
@@ -247,7 +190,7 @@ async def book_appointment(
     number = phone or env.caller_number
     if not number:
         raise ToolError("I need a phone number to book under")
-    if not _is_phone(number):
+    if not is_phone(number):
         raise ToolError(f"{number!r} is not a phone number")
     label = env.label(when)
     contact = await env.crm.upsert_contact(number, name=name)
@@ -356,10 +299,9 @@ async def log_call_outcome(
             nurture (interested, not ready yet), answered (questions answered, nothing more).
         summary: One sentence on what the caller wanted and what happened.
     """
-    if env.caller_number and _is_phone(env.caller_number):
-        await env.crm.log_outcome(env.caller_number, env.call_id, outcome, summary)
-    else:
-        await env.store.set_outcome(env.call_id, outcome, summary=summary)
+    # Kept with the reply until the caller has heard it: an outcome logged beside a transfer
+    # or goodbye that the caller cut short would describe an ending that never happened.
+    await env.log_outcome(outcome, summary)
     return {"logged": outcome}
 
 
@@ -369,13 +311,16 @@ async def transfer_to_human(env: FrontDeskEnv, reason: str) -> dict[str, Any]:
     Args:
         reason: Why a person is needed, in a few words.
     """
-    await env.store.set_outcome(env.call_id, "escalated")
+    # The transfer is asked for before the outcome is logged: the outcome then goes with it
+    # (dropped with it), even when this runs after its reply was already cut short.
+    if env.handoff_number:
+        env.after_reply(Transfer(env.handoff_number, reason))
+    await env.log_outcome("escalated")
     if not env.handoff_number:
         return {
             "transferring": False,
             "note": "nobody can take the call now: offer to take a message for a call back",
         }
-    env.actions.append(Transfer(env.handoff_number, reason))
     return {"transferring": True}
 
 
@@ -385,7 +330,7 @@ async def end_call(env: FrontDeskEnv, reason: str = "completed") -> dict[str, An
     Args:
         reason: Why the call is ending.
     """
-    env.actions.append(HangUp(reason))
+    env.after_reply(HangUp(reason))
     return {"ending": True}
 
 
@@ -396,7 +341,9 @@ def frontdesk_tools() -> ToolRegistry:
     registry.tool(book_appointment, side_effect=True, slow=True)
     registry.tool(lookup_contact)
     registry.tool(update_contact, side_effect=True)
-    registry.tool(log_call_outcome, side_effect=True)
+    # Repeatable: an outcome dropped with a reply the caller cut short must be logged again
+    # when the brain logs it again, not replayed from the first (dropped) time.
+    registry.tool(log_call_outcome, side_effect=True, repeatable=True)
     registry.tool(transfer_to_human, side_effect=True, repeatable=True)
     registry.tool(end_call, side_effect=True, repeatable=True)
     return registry

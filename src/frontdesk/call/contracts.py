@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from frontdesk.brain.base import Message, ToolCall, ToolResult
 from frontdesk.call.timings import TurnTimings
+
+ReplyEnd = Literal["heard", "interrupted", "call_over"]
+"""How a reply ended: played to the end; cut off by a caller who carries on talking; or
+still going when the call ended under it (the caller hung up)."""
 
 
 class SpeechOutput(Protocol):
@@ -32,8 +36,14 @@ class ToolExecutor(Protocol):
 
     def is_slow(self, name: str) -> bool: ...
 
-    def take_actions(self) -> list[tuple[str, str]]:
-        """Call-control actions the tools asked for: ("transfer", number), ("hang_up", why)."""
+    async def settle(self, reply_id: str, end: ReplyEnd) -> list[tuple[str, str]]:
+        """Reply ``reply_id`` is over: what its tools asked to happen after it.
+
+        Heard to the end: the call outcome its tools logged is written, and its call-control
+        actions are returned for the Call to perform, as ("transfer", number) and
+        ("hang_up", why). Otherwise nothing is performed, and an outcome logged beside a
+        transfer or hang-up that will not happen is not written either: it described an
+        ending that did not take place. Never raises (a failed write is logged)."""
         ...
 
     async def drain(self) -> None: ...
@@ -75,8 +85,18 @@ class CallConfig:
     barge_in_min_s: float = 0.2
     """Sustained caller speech that stops the agent's audio."""
     filler_after_s: float = 0.3
-    """A slow tool still running after this gets a spoken filler."""
+    """A slow tool still running after this much silence gets a spoken filler."""
     filler_line: str = "One moment, let me check."
+    think_filler_after_s: float | None = 1.2
+    """The caller has heard nothing this long since their turn closed (or since the agent's
+    last words) while the brain works on its answer: a filler line (None: never)."""
+    think_filler_lines: tuple[str, ...] = (
+        "One moment.",
+        "Sorry, this is taking a little longer than usual.",
+    )
+    """The filler of a wait, then (if the silence goes on ``think_filler_again_s`` more) the
+    second; nothing more until the brain speaks again."""
+    think_filler_again_s: float = 4.0
     dtmf_gap_s: float = 1.0
     """Digits typed with no speech close a turn after this pause."""
     max_silence_s: float = 20.0

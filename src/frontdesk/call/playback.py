@@ -37,6 +37,8 @@ class ReplyPlayback:
         transport: Transport,
         reply_id: str,
         on_first_audio: Callable[[float], None] | None = None,
+        *,
+        quiet_since: float | None = None,
     ) -> None:
         self.transport = transport
         self.reply_id = reply_id
@@ -57,6 +59,9 @@ class ReplyPlayback:
         # Bumped by every suspend: echoes of marks the clear dropped (Twilio sends those
         # back too) must not count as played after a resume.
         self._generation = 0
+        # When the caller had heard all there was so far (None: some is still to play);
+        # before the first frame, since the line went quiet (the caller's turn closed).
+        self._quiet_from: float | None = time.monotonic() if quiet_since is None else quiet_since
 
     # --- producer side -------------------------------------------------------------
     def add(self, frame: AudioFrame, chunk_key: Hashable, chunk_text: str, chunk_end: bool) -> None:
@@ -68,6 +73,7 @@ class ReplyPlayback:
             self._chunks.append(_Chunk(chunk_key, chunk_text, self._total))
         self._frames.append(frame)
         self._total += len(frame.pcm)
+        self._quiet_from = None
         if chunk_end:
             self._chunks[-1].end = self._total
         self._wake.set()
@@ -127,6 +133,8 @@ class ReplyPlayback:
         if prefix != f"{self.reply_id}/{self._generation}" or not position.isdigit():
             return
         self._played = max(self._played, int(position))
+        if self._played >= self._total and self._quiet_from is None:
+            self._quiet_from = time.monotonic()
         self._check_all_played()
 
     def _check_all_played(self) -> None:
@@ -143,6 +151,12 @@ class ReplyPlayback:
     def suspended(self) -> bool:
         """True between :meth:`suspend` and :meth:`resume`."""
         return self._suspended
+
+    @property
+    def quiet_since(self) -> float | None:
+        """The monotonic time since which the caller has heard all of this reply there is so
+        far; None while some of it is still to play, or while it is suspended or stopped."""
+        return None if self._suspended or self._stopped else self._quiet_from
 
     @property
     def played_seconds(self) -> float:

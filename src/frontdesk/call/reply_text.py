@@ -1,8 +1,8 @@
 """The text of one reply: the brain's deltas, with filler lines spliced in while it waits.
 
-A brain awaiting a slow tool yields nothing; the filler (queued by the tool runner after a
-short wait) must still reach the voice, so the brain's stream and the filler queue are
-raced rather than read one after the other.
+A brain awaiting a slow tool or a slow model yields nothing; the filler (queued by
+:class:`~frontdesk.call.fillers.Fillers` after a short silence) must still reach the voice,
+so the brain's stream and the filler queue are raced rather than read one after the other.
 """
 
 from __future__ import annotations
@@ -31,7 +31,9 @@ async def spliced_text(
             filler = asyncio.ensure_future(fillers.get())
             done, _ = await asyncio.wait({pending, filler}, return_when=asyncio.FIRST_COMPLETED)
             if filler in done:
-                yield filler.result()
+                # Spaced apart: the brain's last delta may end in "." with no space after it,
+                # and "Sure.One moment." would read as one word to the chunker.
+                yield f" {filler.result().strip()} "
                 continue
             filler.cancel()
             try:
