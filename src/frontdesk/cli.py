@@ -23,7 +23,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def _fail(message: str) -> None:
-    err.print(f"[red]error:[/red] {message}")
+    # soft_wrap: one error is one line, however narrow the terminal (or a pipe's 80 columns)
+    err.print(f"[red]error:[/red] {message}", soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -108,7 +109,7 @@ def demo(
 
     from pydantic import ValidationError
 
-    from frontdesk.agent import AgentOptions
+    from frontdesk.agent import AgentOptions, check_options
     from frontdesk.backend_settings import backend_settings_from_env
     from frontdesk.brain.local_llm import LocalModelError
     from frontdesk.demo import run_demo
@@ -118,6 +119,10 @@ def demo(
         backends = backend_settings_from_env(os.environ, brain=brain).agent_fields()
     except (ValidationError, ValueError) as exc:
         _fail(f"bad settings: {exc}")
+    try:
+        check_options(AgentOptions(profile=profile, **backends))  # before loading anything
+    except (ValueError, LocalModelError) as exc:
+        _fail(str(exc))
     logging.basicConfig(level=logging.WARNING)
     live = None if as_json else LiveTranscript(console)
     if live is not None:
@@ -161,7 +166,8 @@ def serve(
 
     import uvicorn
 
-    from frontdesk.agent import Agent
+    from frontdesk.agent import Agent, check_options
+    from frontdesk.brain.local_llm import LocalModelError
     from frontdesk.server import ServerSettings, create_app
     from frontdesk.server.config import ConfigError, load_serve_config
 
@@ -180,6 +186,12 @@ def serve(
             },
         )
     except ConfigError as exc:
+        _fail(str(exc))
+    try:
+        # Before the server starts: a local model that is not installed is one clear line,
+        # not a traceback under "Application startup failed".
+        check_options(settings.agent_options())
+    except (ValueError, LocalModelError) as exc:
         _fail(str(exc))
     if settings.twilio_auth_token is None:
         err.print(
