@@ -299,7 +299,22 @@ def evaluate(
         None, envvar="TWILIO_AUTH_TOKEN", help="the agent's Twilio auth token (signs webhooks)"
     ),
     database_url: str | None = typer.Option(
-        None, help="the agent's database, to verify bookings and outcomes (with --url)"
+        None, help="the agent's database, to verify bookings and outcomes (with --url/--sip)"
+    ),
+    sip: str | None = typer.Option(
+        None,
+        help="call over SIP: a running agent's URI (sip:agent@HOST:PORT), or 'local' for the "
+        "local agent with a SIP listener",
+    ),
+    caldav_url: str | None = typer.Option(
+        None, help="the CalDAV server the agent books on: bookings are read back from it"
+    ),
+    caldav_user: str | None = typer.Option(None, help="CalDAV user"),
+    caldav_password: str | None = typer.Option(
+        None, envvar="FRONTDESK_CALDAV_PASSWORD", help="CalDAV password"
+    ),
+    caldav_calendar: str | None = typer.Option(
+        None, help="the calendar's URL, name or id (default: the user's first)"
     ),
     profile: Path | None = typer.Option(None, help="the agent's profile (its timezone)"),
     agent_config: Path | None = typer.Option(
@@ -326,10 +341,11 @@ def evaluate(
     import yaml
 
     from frontdesk.brain.profile import load_profile
+    from frontdesk.evals.backends import CalDAVSettings
     from frontdesk.evals.battery import BatteryError, Target
     from frontdesk.evals.checks import Limits
     from frontdesk.evals.html_report import write_html
-    from frontdesk.evals.runner import EvalRun
+    from frontdesk.evals.runner import EvalRun, plan_target
     from frontdesk.evals.runner import evaluate as run_eval
     from frontdesk.evals.scenario import ScenarioError, load_battery
     from frontdesk.evals.scorecard import ScenarioScore, print_scorecard
@@ -341,16 +357,24 @@ def evaluate(
         overrides = {"profile": profile, "fixed_now": fixed_now}
         settings = {**(settings or {}), **{k: v for k, v in overrides.items() if v is not None}}
         agent = load_serve_config(env={}, overrides=settings)  # named errors before any call
-    except (ScenarioError, ConfigError, OSError, yaml.YAMLError) as exc:
+        caldav = None
+        if caldav_url is not None:
+            caldav = CalDAVSettings(caldav_url, caldav_user, caldav_password, caldav_calendar)
+        target, local_caldav = plan_target(
+            Target(url, auth_token, database_url, caldav=caldav), sip, agent
+        )
+    except (ScenarioError, ConfigError, OSError, yaml.YAMLError, ValueError) as exc:
         _fail(str(exc))
     workdir = workdir or Path(tempfile.mkdtemp(prefix="frontdesk-eval-"))
     request = EvalRun(
         scenarios,
         workdir,
         load_profile(agent.profile).timezone,
-        target=Target(url, auth_token, database_url) if url is not None else None,
+        target=target,
         agent_settings=settings,
         limits=Limits(interrupt_limit_ms / 1000, turn_limit_ms / 1000),
+        sip=sip == "local",
+        caldav=local_caldav,
     )
     console.print(f"{len(scenarios)} scenarios; recordings in {workdir}")
 

@@ -1,12 +1,13 @@
-"""Running a battery: each scenario is one real call over Twilio Media Streams to a
-running ``frontdesk serve``, measured from the caller's side.
+"""Running a battery: each scenario is one real call to a running ``frontdesk serve``,
+over Twilio Media Streams or SIP/RTP, measured from the caller's side.
 
-Per scenario the simulated caller (a flite voice, never the agent's) signs the voice
-webhook, opens the media stream and follows its script in real time, in noise if the
-scenario says so, recording both directions. After the call, and off the call's clock, it
-transcribes what the agent said from its own recording, and reads the booking, the
-outcome and the agent's own per-turn timings back from the business's database (never
-from the agent's word).
+Per scenario the simulated caller (a flite voice, never the agent's) places the call
+(Twilio: signs the voice webhook and opens the media stream; SIP: INVITE and RTP) and
+follows its script in real time, in noise if the scenario says so, recording both
+directions. After the call, and off the call's clock, it transcribes what the agent said
+from its own recording, and reads the outcome and the agent's own per-turn timings back
+from the business's database and the booking from the business's calendar (the database,
+or the CalDAV server): never from the agent's word.
 """
 
 from __future__ import annotations
@@ -19,19 +20,24 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
-from sqlalchemy import select
 
 from frontdesk.audio import AudioFrame, frame_samples
 from frontdesk.audio.noise import active_level_db, babble, car_rumble, pink_noise
+from frontdesk.evals.backends import (
+    CalDAVSettings,
+    caldav_bookings,
+    fetch_record,
+    on_caller_clock,
+)
+from frontdesk.evals.call_log import WIRE_RATE, CallLog
 from frontdesk.evals.recording import CallRecording
 from frontdesk.evals.scenario import NoiseSpec, Scenario
 from frontdesk.evals.scripted_caller import ScriptedCaller, synthesize
-from frontdesk.evals.twilio_caller import WIRE_RATE, TwilioCallLog, call_server
+from frontdesk.evals.sip_caller import SipCallLog, call_sip
+from frontdesk.evals.twilio_caller import call_server
 from frontdesk.speech.stt.base import STT
 from frontdesk.speech.tts.command import FliteVoice
-from frontdesk.store.db import Database
-from frontdesk.store.models import Call as CallRow
-from frontdesk.store.records import CallStore
+from frontdesk.transports.sip import SipCallFailed
 
 REPLY_GAP_S = 0.7
 """Silence that separates two agent utterances on the recording."""
@@ -52,16 +58,28 @@ class BatteryError(RuntimeError):
 class Target:
     """Where the agent under test answers, and where its business data can be read."""
 
-    base_url: str
+    base_url: str | None
     """http(s)://host:port of ``frontdesk serve`` (a ws(s):// URL is accepted too)."""
     auth_token: str | None = None
     """The server's TWILIO_AUTH_TOKEN, to sign the voice webhook like Twilio does."""
     database_url: str | None = None
-    """The agent's database, to verify bookings, outcomes and handoffs independently."""
+    """The agent's database, to verify outcomes, contacts and handoffs independently (and
+    bookings, unless its calendar is on a CalDAV server)."""
+    sip_uri: str | None = None
+    """Call the agent here over SIP (``sip:agent@host:port``) instead of over Twilio."""
+    caldav: CalDAVSettings | None = None
+    """The CalDAV calendar the agent books on: bookings are read back from it."""
+
+    @property
+    def name(self) -> str:
+        """How the scorecard names the agent."""
+        return self.sip_uri or self.http_url
 
     @property
     def http_url(self) -> str:
         """The base URL as http(s), with any path dropped."""
+        if self.base_url is None:
+            raise ValueError("no server URL to call over Twilio Media Streams")
         parts = urlsplit(self.base_url)
         scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
         if scheme not in ("http", "https") or not parts.netloc:
@@ -83,12 +101,16 @@ class ScenarioRun:
     """Everything one scenario call produced."""
 
     scenario: Scenario
-    log: TwilioCallLog
+    log: CallLog
     recording: Path
     heard: list[HeardReply]
     record: dict[str, Any] | None
-    """The call's record from the agent's database (None: no database to read)."""
+    """The call's record from the agent's database (None: no database to read), its turn
+    times on the caller's clock."""
     notes: list[str] = field(default_factory=list)
+    bookings: list[dict[str, Any]] | None = None
+    """The call's bookings as the calendar holds them; None: the record's appointments."""
+    bookings_from: str = "the database"
 
 
 async def noise_bed(
@@ -153,31 +175,6 @@ async def transcribe_agent(recording: CallRecording, stt: STT) -> list[HeardRepl
     return heard
 
 
-async def fetch_record(
-    database_url: str, call_sid: str, wait_s: float = 10.0
-) -> dict[str, Any] | None:
-    """The agent's stored record of the call Twilio knows as ``call_sid``, once it has
-    ended (the server saves it just after the stream closes)."""
-    db = Database(database_url)
-    store = CallStore(db)
-    try:
-        for _ in range(int(wait_s / 0.1)):
-            with db.session() as session:
-                ids = [
-                    row.id
-                    for row in session.scalars(select(CallRow))
-                    if row.meta.get("call_sid") == call_sid
-                ]
-            if len(ids) == 1:
-                record = await store.call_record(ids[0])
-                if record.get("ended_at") is not None:
-                    return record
-            await asyncio.sleep(0.1)
-        return None
-    finally:
-        db.dispose()
-
-
 def words(text: str) -> list[str]:
     """Lower-case words of ``text``."""
     return re.findall(r"[a-z0-9']+", text.lower())
@@ -190,20 +187,56 @@ async def run_scenario(
     cannot be reached at all; anything the agent does wrong is for the checks to judge."""
     recording = workdir / f"{index:02d}-{scenario.name}.wav"
     caller = await prepare_caller(scenario)
+    number = f"+1555{7000000 + index:07d}"
+    log: CallLog
     try:
-        log = await call_server(
-            target.http_url,
-            caller,
-            auth_token=target.auth_token,
-            caller_number=f"+1555{7000000 + index:07d}",
-            recording_path=recording,
-        )
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise BatteryError(f"{scenario.name}: could not call {target.http_url}: {exc}") from exc
+        if target.sip_uri is not None:
+            log = await call_sip(
+                target.sip_uri, caller, caller_number=number, recording_path=recording
+            )
+        else:
+            log = await call_server(
+                target.http_url,
+                caller,
+                auth_token=target.auth_token,
+                caller_number=number,
+                recording_path=recording,
+            )
+    except (OSError, ValueError, RuntimeError, SipCallFailed) as exc:
+        raise BatteryError(f"{scenario.name}: could not call {target.name}: {exc}") from exc
     heard = await transcribe_agent(CallRecording.load(recording), stt) if log.recording else []
     run = ScenarioRun(scenario, log, recording, heard, None)
     if target.database_url:
-        run.record = await fetch_record(target.database_url, log.call_sid)
-        if run.record is None:
-            run.notes.append("the agent's database holds no finished record of this call")
+        await read_back(run, target)
     return run
+
+
+async def read_back(run: ScenarioRun, target: Target) -> None:
+    """The call's record from the agent's database (its times moved onto the caller's
+    clock) and, with a CalDAV calendar, the call's bookings from the CalDAV server."""
+    assert target.database_url is not None
+    key = "sip_call_id" if run.log.transport == "sip" else "call_sid"
+    record = await fetch_record(target.database_url, key, run.log.call_sid)
+    if record is None:
+        run.notes.append("the agent's database holds no finished record of this call")
+        return
+    if isinstance(run.log, SipCallLog):
+        offset = run.log.agent_clock_offset
+        if offset is None:
+            run.notes.append("the agent's RTP clock could not be read: its times are its own")
+        else:
+            record = on_caller_clock(record, offset)
+        late = run.log.times("late_tick")
+        if late:
+            run.notes.append(
+                f"the caller's clock ran late {len(late)} time(s): the agent's turn times "
+                "may be off by a tick after that"
+            )
+    run.record = record
+    if target.caldav is not None:
+        run.bookings_from = f"the CalDAV server ({target.caldav.url})"
+        try:
+            run.bookings = await asyncio.to_thread(caldav_bookings, target.caldav, record["id"])
+        except Exception as exc:  # any failure reading it is a check failure, not a crash
+            run.bookings = []
+            run.notes.append(f"the CalDAV calendar could not be read: {exc}")

@@ -229,12 +229,18 @@ def no_bluff(run: ScenarioRun) -> CheckResult:
             "a transfer_to_human is recorded, but the call did not end on a hand-off "
             f"(ended by {run.log.ended_by}; last heard: {last_said!r})"
         )
+    elif run.log.transport == "sip" and not run.log.times("refer_in"):
+        problems.append("a transfer_to_human is recorded, but no REFER came on the SIP line")
     detail = "; ".join(problems) or f"offered a human ({', '.join(offered)}) and handed off"
+    refers = [e.detail.get("refer_to") for e in run.log.events if e.kind == "refer_in"]
+    if not problems and refers:
+        detail += f" (REFER to {refers[-1]})"
     return CheckResult("no_bluff", not problems, float(len(bluffs)), detail)
 
 
 def tools(run: ScenarioRun, timezone: str) -> CheckResult:
-    """The outcome, the CRM contact and the booking as the database holds them."""
+    """The outcome and the CRM contact as the database holds them, and the booking as the
+    calendar holds it (the database's appointments, or the events on the CalDAV server)."""
     expect = run.scenario.expect
     record = run.record
     if record is None:
@@ -252,16 +258,22 @@ def tools(run: ScenarioRun, timezone: str) -> CheckResult:
     name = expect.contact_name
     if contact and name is not None and (contact.get("name") or "").lower() != name.lower():
         problems.append(f"CRM contact name {contact.get('name')!r}, expected {name!r}")
-    booked = [a for a in record["appointments"] if a["status"] == "booked"]
+    calendar = record["appointments"] if run.bookings is None else run.bookings
+    booked = [a for a in calendar if a["status"] == "booked"]
+    source = run.bookings_from
     if expect.outcome == "booked":
         if len(booked) != 1:
-            problems.append(f"{len(booked)} appointments for this call, expected 1")
+            problems.append(f"{len(booked)} appointments for this call in {source}, expected 1")
         else:
             problems += _booking_problems(booked[0], contact, expect.booking, timezone)
+            if name is not None and "summary" in booked[0]:
+                seen = f"{booked[0]['summary']} {booked[0].get('description', '')}".lower()
+                if name.lower() not in seen:
+                    problems.append(f"the calendar event does not name {name}")
     elif booked:
-        problems.append(f"{len(booked)} appointments made, expected none")
+        problems.append(f"{len(booked)} appointments made in {source}, expected none")
     when = f" {booked[0]['service']} at {booked[0]['start']}" if booked else ""
-    detail = "; ".join(problems) or f"{record['outcome']}{when}, read back from the database"
+    detail = "; ".join(problems) or f"{record['outcome']}{when}, read back from {source}"
     return CheckResult("tools", not problems, float(len(booked)), detail)
 
 

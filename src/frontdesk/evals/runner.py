@@ -4,16 +4,19 @@ target (a running agent, or one started here) and score them."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from frontdesk.backend_settings import BackendSettings
+from frontdesk.evals.backends import CalDAVSettings
 from frontdesk.evals.battery import Target, run_scenario
 from frontdesk.evals.checks import Limits
 from frontdesk.evals.local_server import LocalServer
 from frontdesk.evals.scenario import Scenario
 from frontdesk.evals.scorecard import ScenarioScore, Scorecard, score
 from frontdesk.speech.stt import STT, load_stt
+from frontdesk.transports.sip.message import parse_uri
 
 
 def caller_ears() -> STT:
@@ -50,7 +53,7 @@ async def run_battery(
             close = getattr(ears, "aclose", None)
             if close is not None:
                 await close()
-    return Scorecard(target.http_url, scores, limits or Limits())
+    return Scorecard(target.name, scores, limits or Limits())
 
 
 @dataclass(slots=True)
@@ -65,6 +68,10 @@ class EvalRun:
     agent_settings: dict[str, Any] = field(default_factory=dict)
     """``frontdesk serve`` settings for the local agent (as in its YAML file)."""
     limits: Limits = field(default_factory=Limits)
+    sip: bool = False
+    """Call the local agent over SIP (it is started with a SIP listener)."""
+    caldav: CalDAVSettings | None = None
+    """The local agent's CalDAV calendar (bookings are read back from it)."""
 
 
 async def evaluate(
@@ -89,5 +96,28 @@ async def evaluate(
 
     if request.target is not None:
         return await against(request.target)
-    async with LocalServer(request.workdir, request.agent_settings) as target:
+    local = LocalServer(
+        request.workdir, request.agent_settings, sip=request.sip, caldav=request.caldav
+    )
+    async with local as target:
         return await against(target)
+
+
+def plan_target(
+    given: Target, sip: str | None, local_agent: BackendSettings
+) -> tuple[Target | None, CalDAVSettings | None]:
+    """What ``frontdesk eval`` calls: (a running agent, or None to start the local one; the
+    local agent's CalDAV calendar, if any). ``given`` holds the command's flags; ``sip`` is
+    a SIP URI, ``"local"``, or None (Twilio); ``local_agent`` is the local agent's
+    settings. Raises ValueError when the flags contradict each other."""
+    if sip is not None and given.base_url is not None:
+        raise ValueError("--url (Twilio) and --sip: give one of them")
+    if sip is not None and sip != "local":
+        parse_uri(sip)  # a malformed URI is named now
+        return replace(given, sip_uri=sip), None
+    if given.base_url is not None:
+        return given, None
+    own = local_agent.caldav.settings() if local_agent.calendar_kind == "caldav" else None
+    if own is not None and given.caldav is not None:
+        raise ValueError("the local agent's CalDAV calendar is in --agent-config: no --caldav-url")
+    return None, own or given.caldav

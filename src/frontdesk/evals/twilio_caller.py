@@ -30,30 +30,26 @@ import websockets
 
 from frontdesk.audio import AudioFrame, frame_samples
 from frontdesk.audio.g711 import ulaw_decode, ulaw_encode
-from frontdesk.audio.resample import FrameResampler, resample
-from frontdesk.audio.wav import write_wav
+from frontdesk.audio.resample import FrameResampler
+from frontdesk.evals.call_log import WIRE_RATE, WireEvent, event_times, write_call_recording
 from frontdesk.evals.scripted_caller import ScriptedCaller
 from frontdesk.evals.twilio_webhook import StreamInvitation, answer_webhook, new_sid
-from frontdesk.transports.base import INBOUND_RATE
 from frontdesk.transports.local import TICK_S
 
-WIRE_RATE = 8000
 _WIRE_FRAME = frame_samples(WIRE_RATE)
 LATE_TICK_S = 0.02
 """A tick this late is logged: the caller's clock (and its audio) fell behind real time."""
 CALLER_VOICED = 200
 """Amplitude above which caller audio on the wire counts as speech (as ScriptedCaller)."""
 
-__all__ = ["StreamInvitation", "TwilioCallLog", "TwilioCaller", "WireEvent", "call_server"]
-
-
-@dataclass(frozen=True, slots=True)
-class WireEvent:
-    """One message on the socket, ``at`` seconds into the call on the caller's clock."""
-
-    at: float
-    kind: str  # media_out, dtmf_out, mark_echo, stop_out, media_in, mark_in, clear_in, ...
-    detail: dict[str, Any] = field(default_factory=dict)
+__all__ = [
+    "WIRE_RATE",
+    "StreamInvitation",
+    "TwilioCallLog",
+    "TwilioCaller",
+    "WireEvent",
+    "call_server",
+]
 
 
 async def call_server(
@@ -95,6 +91,7 @@ class TwilioCallLog:
     agent_media: list[float] = field(default_factory=list)
     """Start of every 20 ms tick (call clock) on which a frame of the agent's media played:
     when the agent's audio stopped, a ``clear`` or not, is read from here."""
+    transport: str = "twilio"
 
     def wire_onset(self, after: float) -> float | None:
         """When the caller's voice first went out on the socket at or after ``after``:
@@ -108,7 +105,7 @@ class TwilioCallLog:
 
     def times(self, kind: str) -> list[float]:
         """When each message of ``kind`` happened."""
-        return [e.at for e in self.events if e.kind == kind]
+        return event_times(self.events, kind)
 
 
 class TwilioCaller:
@@ -381,9 +378,7 @@ class TwilioCaller:
             self._log(log_as)
 
     def _write_recording(self) -> None:
-        if self.recording_path is None or not self._caller_track:
-            return
-        caller = resample(np.concatenate(self._caller_track), self.caller.rate, INBOUND_RATE)
-        agent = resample(np.concatenate(self._agent_track), WIRE_RATE, INBOUND_RATE)
-        n = min(len(caller), len(agent))
-        write_wav(self.recording_path, np.stack([caller[:n], agent[:n]], axis=1), INBOUND_RATE)
+        if self.recording_path is not None:
+            write_call_recording(
+                self.recording_path, self._caller_track, self.caller.rate, self._agent_track
+            )
