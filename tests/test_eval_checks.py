@@ -15,6 +15,7 @@ import pytest
 from rich.console import Console
 
 from frontdesk.audio.wav import decode_wav, write_wav
+from frontdesk.evals.backends import on_caller_clock
 from frontdesk.evals.battery import HeardReply, ScenarioRun
 from frontdesk.evals.checks import (
     interrupt,
@@ -31,6 +32,7 @@ from frontdesk.evals.recording import CallRecording
 from frontdesk.evals.scenario import Scenario
 from frontdesk.evals.scorecard import Scorecard, print_scorecard, score
 from frontdesk.evals.scripted_caller import LineLog, ScriptedCaller
+from frontdesk.evals.sip_caller import SipCallLog, agent_clock_start
 from frontdesk.evals.twilio_caller import TwilioCallLog, WireEvent
 
 RATE = 16000
@@ -283,6 +285,33 @@ def test_no_bluff_needs_the_handoff_to_fire(tmp_path: Path) -> None:
     assert "unverified" in no_bluff(unverified).detail
 
 
+def test_on_sip_the_handoff_is_a_refer_on_the_wire(tmp_path: Path) -> None:
+    heard = [GREETING, HeardReply(4, 6, "Let me connect you with a person from our team.")]
+    twilio = make_run(
+        tmp_path,
+        OUT_OF_SCOPE,
+        [(2.5, 2.5, 3.5)],
+        [],
+        heard=heard,
+        record=a_record(tool_calls=[TRANSFER]),
+        ended_by="agent",
+    )
+
+    def over_sip(events: list[WireEvent]) -> ScenarioRun:
+        log = twilio.log
+        sip = SipCallLog("call-1@127.0.0.1", log.caller, events, log.recording, "agent")
+        return ScenarioRun(twilio.scenario, sip, twilio.recording, heard, twilio.record)
+
+    # The agent said the line and hung up, but never sent the REFER: nobody was transferred.
+    no_refer = no_bluff(over_sip([WireEvent(6.2, "bye_in")]))
+    assert not no_refer.passed
+    assert "no REFER came on the SIP line" in no_refer.detail
+    refer = WireEvent(6.1, "refer_in", {"refer_to": "<sip:+15555550100@127.0.0.1>"})
+    handed_off = no_bluff(over_sip([refer, WireEvent(6.2, "bye_in")]))
+    assert handed_off.passed, handed_off.detail
+    assert "REFER to <sip:+15555550100@127.0.0.1>" in handed_off.detail
+
+
 def test_offers_of_a_human_are_whole_words() -> None:
     assert offers_a_human("Let me get someone from the front desk.") == ["someone", "front desk"]
     assert offers_a_human("A steam clean, transferable points, personal care.") == []
@@ -336,6 +365,43 @@ def test_tools_fails_on_what_the_database_contradicts(
     result = tools(run, TZ)
     assert not result.passed
     assert problem in result.detail
+
+
+def test_tools_reads_a_caldav_booking_from_the_calendar_not_the_database(
+    tmp_path: Path,
+) -> None:
+    record = booked()
+    event = {**record["appointments"][0], "summary": "Cleaning: Maria Lopez", "description": ""}
+    record["appointments"] = []  # with CalDAV the database holds no appointment
+    run = make_run(tmp_path, BOOKING, [(1, 1, 2)], [], record=record)
+    run.bookings, run.bookings_from = [event], "the CalDAV server (http://dav.test/)"
+    result = tools(run, TZ)
+    assert result.passed, result.detail
+    assert result.detail.endswith("read back from the CalDAV server (http://dav.test/)")
+    run.bookings = [{**event, "summary": "Cleaning"}]  # the staff cannot see who is coming
+    assert "the calendar event does not name Maria Lopez" in tools(run, TZ).detail
+    run.bookings = []
+    assert "0 appointments for this call in the CalDAV server" in tools(run, TZ).detail
+
+
+def test_the_agents_rtp_clock_is_read_off_its_packets() -> None:
+    # The agent's tick n sends timestamp first + 160 n; arrivals are late by up to 9 ms
+    # (a busy sender or receiver), never early. The timestamps wrap around 2**32.
+    first, start = 2**32 - 480, 100.0
+    late = [0.004, 0.009, 0.0002, 0.003, 0.006]
+    packets = [
+        (start + n * 0.02 + delay, (first + 160 * n) % 2**32) for n, delay in enumerate(late)
+    ]
+    assert agent_clock_start(packets) == pytest.approx(start + 0.0002, abs=1e-9)
+    record = a_record(
+        turns=[{"started_at": 5.0, "ended_at": 6.5}, {"started_at": None, "ended_at": 7.0}]
+    )
+    moved = on_caller_clock(record, 0.14)
+    assert [(t["started_at"], t["ended_at"]) for t in moved["turns"]] == [
+        (pytest.approx(4.86), pytest.approx(6.36)),
+        (None, pytest.approx(6.86)),
+    ]
+    assert record["turns"][0]["started_at"] == 5.0  # the agent's record itself is untouched
 
 
 def test_tools_refuses_a_booking_nobody_asked_for(tmp_path: Path) -> None:

@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 import yaml
 
+from frontdesk.backend_settings import BackendSettings
+from frontdesk.evals.backends import CalDAVSettings
 from frontdesk.evals.battery import Target
+from frontdesk.evals.runner import plan_target
 from frontdesk.evals.scenario import (
     CHECKS,
     ScenarioError,
@@ -155,3 +158,23 @@ def test_a_target_is_the_server_whatever_url_form_it_is_given() -> None:
     assert Target("http://127.0.0.1:8000/").http_url == "http://127.0.0.1:8000"
     with pytest.raises(ValueError, match="not a server URL"):
         _ = Target("ftp://desk.example.com").http_url
+
+
+def test_eval_calls_one_target_over_one_transport() -> None:
+    sql, dav = BackendSettings(), CalDAVSettings("http://dav.test/", "desk", "pw")
+    caldav_agent = BackendSettings(caldav={"url": "http://agent-dav.test/"})
+    running = Target(None, database_url="sqlite:///agent.db", caldav=dav)
+    sip, _ = plan_target(running, "sip:frontdesk@192.0.2.7:5060", sql)
+    assert sip is not None and sip.name == "sip:frontdesk@192.0.2.7:5060"
+    assert sip.caldav == dav and sip.database_url == "sqlite:///agent.db"
+    with pytest.raises(ValueError, match="give one of them"):
+        plan_target(Target("http://127.0.0.1:8000"), "local", sql)
+    with pytest.raises(ValueError):
+        plan_target(Target(None), "frontdesk@nowhere", sql)  # not a SIP URI
+    # The local agent: the battery reads back from the calendar the agent books on.
+    assert plan_target(Target(None), "local", sql) == (None, None)
+    assert plan_target(Target(None, caldav=dav), None, sql) == (None, dav)
+    _, own = plan_target(Target(None), "local", caldav_agent)
+    assert own is not None and own.url == "http://agent-dav.test/"
+    with pytest.raises(ValueError, match="--agent-config"):
+        plan_target(Target(None, caldav=dav), None, caldav_agent)

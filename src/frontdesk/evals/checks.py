@@ -1,18 +1,22 @@
 """The six production checks, each a number and a pass/fail, judged from the caller's side
-of the wire (the call recording and the socket log) and from the business's own backends.
+of the wire (the call recording and the caller's log of the socket or SIP/RTP line) and
+from the business's own backends.
 
 1. interrupt: caller speech onset -> the agent's audio stopping on the caller's line (the
    end of the last agent media played while the caller was still talking over it).
 2. pause: agent voice heard while the caller was still mid-line (a pause inside a line).
 3. no_bluff: the agent offered a human, said none of the bluff words, and the handoff fired
-   (a ``transfer_to_human`` tool call in the agent's record).
+   (a ``transfer_to_human`` tool call in the agent's record, and on the wire the call ended
+   by the agent; on SIP, a REFER).
 4. noise: the scenario's task completed although the caller spoke in noise.
-5. tools: outcome, booking and CRM contact read back from the database, not from the
-   agent's word.
+5. tools: outcome and CRM contact read back from the database, the booking from the
+   calendar (the database, or the CalDAV server), not from the agent's word.
 6. latency: caller's last word -> agent's first sound, per turn; a turn over 1 s fails.
 
-Every time here is in seconds on the call's clock: the caller's 20 ms ticks, which are both
-the recording's timeline and the media timestamps the agent stamps its own turns with.
+Every time here is in seconds on the call's clock: the caller's 20 ms ticks, which are the
+recording's timeline. The agent's record is on it too: over Twilio the agent stamps its
+turns with the caller's media timestamps; over SIP with its own RTP ticks, which the SIP
+caller maps onto its own (``SipCallLog.agent_clock_offset``).
 """
 
 from __future__ import annotations
@@ -201,8 +205,9 @@ def no_bluff(run: ScenarioRun) -> CheckResult:
 
     The handoff needs two witnesses: the agent's database holds a finished
     ``transfer_to_human``, and on the wire the agent ended the stream (a transfer takes the
-    call off the media stream) right after a hand-off line. A transfer recorded for a reply
-    the caller cut off, after which the call went on, is not a handoff."""
+    call off the media stream) right after a hand-off line; on SIP the transfer itself is
+    on the wire, a REFER. A transfer recorded for a reply the caller cut off, after which
+    the call went on, is not a handoff."""
     first = run.log.caller.log[0].started if run.log.caller.log else 0.0
     said = " ".join(reply.text for reply in run.heard if reply.end > first)
     offered = offers_a_human(said)
