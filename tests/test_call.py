@@ -78,6 +78,9 @@ async def test_a_backchannel_does_not_stop_the_agent(agent: Agent, tmp_path: Pat
     assert not any(m.interrupted for m in agent_lines)
     hours = [m.text for m in agent_lines if all(w in words(m.text) for w in HOURS_ANSWER_WORDS)]
     assert hours, "the hours answer was said in full"
+    # The flow brain answers in milliseconds: no filler line ever precedes its answer.
+    fillers = agent.call_config().think_filler_lines
+    assert not any(line in m.text for m in agent_lines for line in fillers), agent_lines
     callers = [m.text for m in result.call.history if m.role == "caller"]
     assert len(callers) == 1, f"the backchannel became a turn: {callers}"
 
@@ -109,6 +112,36 @@ async def test_an_out_of_scope_question_goes_to_a_human(agent: Agent, tmp_path: 
     # Nothing invented: no amount, no figure beyond what the greeting says.
     assert not re.search(r"\$|\bdollars?\b|\d", reply.split("How can I help")[-1]), reply
     assert result.record["outcome"] == "escalated"
+    assert "transferred to a person" in result.record["summary"]
+    assert result.record["contact"]["last_outcome"] == "escalated"
+
+
+async def test_a_caller_who_cuts_off_the_hand_off_stays_and_is_not_recorded_escalated(
+    agent: Agent, tmp_path: Path
+) -> None:
+    result = await call(
+        agent,
+        tmp_path,
+        CallerLine("What's my insurance deductible?"),
+        CallerLine("No wait, I just want to book a cleaning.", barge_in_ms=1200),
+        CallerLine("I'm a new patient."),
+        CallerLine("", hang_up=True, delay_ms=600),
+    )
+    # The hand-off was said (its tools ran), the caller talked over it, and was never
+    # transferred: the conversation carried on.
+    tools = [(t["name"], t["status"]) for t in result.record["tool_calls"]]
+    assert ("transfer_to_human", "done") in tools
+    assert result.transport.log.transfers == []
+    agent_lines = [m for m in result.call.history if m.role == "agent"]
+    [cut] = [m for m in agent_lines if m.interrupted]
+    later = agent_lines[agent_lines.index(cut) + 1 :]
+    assert later, "the agent answered the caller after the cut-off hand-off"
+    assert any("new patient" in m.text.lower() for m in later), [m.text for m in later]
+    # The record says what happened: no "escalated", no "transferred to a person".
+    record = result.record
+    assert record["outcome"] == "dropped"  # the caller hung up mid-qualification
+    assert "transferred" not in (record["summary"] or "")
+    assert record["contact"] is None or record["contact"]["last_outcome"] != "escalated"
 
 
 async def test_a_caller_who_hangs_up_mid_booking_leaves_no_booking(

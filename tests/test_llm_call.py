@@ -1,6 +1,6 @@
-"""A whole call (the demo's script, spoken by a scripted caller over the loopback line, heard
-by Whisper, answered in Piper's voice) with the language-model brain, whose endpoint is a
-separate process killed outright in the middle of its second reply.
+"""Whole calls (a scripted caller over the loopback line, heard by Whisper, answered in
+Piper's voice) with the language-model brain. In the first, the demo's script, the endpoint
+is a separate process killed outright in the middle of its second reply.
 
 Everything else is production wiring from ``AgentOptions``: the calendar is a real Radicale
 CalDAV server, and the finished call goes to a signed webhook through the database outbox.
@@ -33,10 +33,14 @@ from frontdesk.agent import Agent, AgentOptions
 from frontdesk.brain.llm import LLMSettings
 from frontdesk.brain.local_llm import free_port
 from frontdesk.business.caldav_connection import CalDAVSettings
+from frontdesk.call.contracts import CallConfig
 from frontdesk.crm_sync import SyncSettings, WebhookSettings, verify_signature
 from frontdesk.demo import DEMO_SCRIPT
 from frontdesk.evals.local_call import run_local_call
+from frontdesk.evals.recording import CallRecording
+from frontdesk.evals.scripted_caller import CallerLine
 from frontdesk.server.background import BackgroundServer
+from llm_server import ScriptedLLM, serve_scripted, text_reply
 from radicale_server import RadicaleServer, radicale
 
 SECRET = "whsec-call-test-0123456789"
@@ -198,3 +202,73 @@ async def test_endpoint_killed_mid_reply_the_flow_takes_the_call_and_books(
     timed = [t["timings"] for t in caller_turns[:-1]]
     assert all(t.get("llm_first_token_ms") is not None for t in timed), timed
     assert all(t.get("voice_to_voice_ms") for t in timed), timed
+
+
+@pytest.fixture
+def stalling_model() -> Iterator[ScriptedLLM]:
+    yield from serve_scripted()
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_a_stalled_model_gets_filler_lines_not_dead_air(
+    engines: tuple, stalling_model: ScriptedLLM, tmp_path: Path
+) -> None:
+    """The model stalls before its first word; the caller hears a short line after 1.2 s of
+    silence, a second, different one if it goes on, then the apology when the model times
+    out, then the retried answer. Each filler once, and all of it in the record as heard."""
+    stt, tts, cache_dir = engines
+    stalled = text_reply("We open at eight.")
+    stalled.stall_after = 1  # the role chunk, then nothing
+    answer = "We're open Monday to Friday, from eight to five. "
+    stalling_model.script = [stalled, text_reply(answer)]
+    config = CallConfig(think_filler_after_s=1.2, think_filler_again_s=2.0)
+    options = AgentOptions(
+        database_url=f"sqlite:///{tmp_path / 'frontdesk.db'}",
+        phrase_cache_dir=cache_dir,
+        now=lambda: MONDAY_MORNING,
+        brain="llm",
+        llm=LLMSettings(
+            base_url=stalling_model.base_url,
+            model="scripted",
+            first_token_timeout_s=5.0,
+            between_tokens_timeout_s=5.0,
+        ),
+        call=config,
+    )
+    agent = await Agent.open(options, stt=stt, tts=tts)
+    try:
+        result = await run_local_call(
+            agent,
+            [
+                CallerLine("What are your hours?"),
+                # long enough not to take the silences between fillers for the end
+                CallerLine("", hang_up=True, delay_ms=3000),
+            ],
+            tmp_path / "call.wav",
+        )
+    finally:
+        await agent.aclose()
+
+    [first, second] = config.think_filler_lines
+    [reply] = [t["text"] for t in result.record["turns"] if t["speaker"] == "agent"][1:]
+    order = [
+        reply.find(first),
+        reply.find(second),
+        reply.find("Sorry, one moment."),
+        reply.find(answer.strip()),
+    ]
+    assert -1 not in order and order == sorted(order), reply
+    assert reply.count(first) == 1 and reply.count(second) == 1, reply  # once per wait
+
+    # The caller heard the agent within the filler delay of the end of their turn, not after
+    # the five seconds the model took to fail.
+    line = result.caller.log[0]
+    recording = CallRecording.load(result.recording)
+    onset = recording.voice_onset("agent", line.voiced_end)
+    assert onset is not None
+    assert 1.2 <= onset - line.voiced_end <= 2.5, (
+        f"agent spoke {onset - line.voiced_end:.2f} s after"
+    )
+    # The turn's timings stay honest: the brain's first words came late.
+    [timings] = [t["timings"] for t in result.record["turns"] if t["speaker"] == "caller"][:1]
+    assert timings["llm_first_token_ms"] > 4500, timings
