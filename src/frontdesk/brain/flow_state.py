@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
 from frontdesk.brain.profile import AgentProfile, Outcome, QualifyingQuestion, Service
 from frontdesk.brain.spoken_text import has_phrase, normalize
@@ -22,6 +23,10 @@ from frontdesk.brain.understand import (
     yes_no,
 )
 
+Stage = Literal[
+    "intent", "question", "name", "phone", "when", "pick", "anything_else", "offer_human", "done"
+]
+"""Where the flow is: what the agent last asked for (``done``: the call's ending was said)."""
 _ANSWERING_STAGES = ("question", "name", "phone", "when", "pick")
 
 
