@@ -259,6 +259,7 @@ async def test_a_stalled_model_gets_filler_lines_not_dead_air(
     ]
     assert -1 not in order and order == sorted(order), reply
     assert reply.count(first) == 1 and reply.count(second) == 1, reply  # once per wait
+    print(f"\nthe caller heard: {reply!r}")
 
     # The caller heard the agent within the filler delay of the end of their turn, not after
     # the five seconds the model took to fail.
