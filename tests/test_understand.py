@@ -248,6 +248,7 @@ def test_extract_email(text: str, expected: str | None) -> None:
         ("do you have any availability thursday", "book"),
         ("can I come in next week", "book"),
         ("no that's all thanks bye", "goodbye"),
+        ("Okay, thank you, by.", "goodbye"),
         ("I'm all set", "goodbye"),
         ("sorry what?", "repeat"),
         ("can you say that again", "repeat"),
@@ -366,6 +367,18 @@ def test_match_choice(text: str, multiword_only: bool, expected: str | None) -> 
         ("can I come in", None, True),
         ("I'd like to book a cleaning", None, True),
         ("five five five one two three four five six seven", "phone", True),
+        # "before"/"after" as adverbs end a sentence; as prepositions they wait for a time
+        ("I've been there before.", None, True),
+        ("I have never been here before", None, True),
+        ("Can you send me a reminder the day before?", None, True),
+        ("I'd like to come in before", None, False),
+        ("Is there anything after", None, False),
+        # "bye" as Whisper often spells it; "by" after a verb still waits for a time
+        ("Thank you, by.", None, True),
+        ("Okay, by.", None, True),
+        ("By.", None, True),
+        ("I'll stop by", None, True),
+        ("I need it done by", None, False),
         ("", None, False),
     ],
 )

@@ -202,6 +202,7 @@ _GOODBYE = (
     r"\bthat is all i needed\b",
     r"\bno that is it\b",
     r"\bthanks? (you )?(so much )?bye\b",
+    r"\b(thanks|thank you|okay|ok|alright|good|bye) by$",  # "bye" as Whisper spells it
 )
 _REPEAT = (
     r"\b(repeat|say) (that|it|this)( again)?\b",
@@ -370,6 +371,15 @@ _TRAILING_INCOMPLETE = word_set(
 )
 # "can i come in", "hold on" end on a particle of the verb, not a dangling preposition
 _PARTICLE_VERBS = word_set("come check drop stop pop fit squeeze get log sign fill walk go")
+# "I've been there before", "the day after": an adverb, not a preposition still waiting for
+# its object ("can I come in before", "sometime after").
+_ADVERB_BEFORE = word_set(
+    """been seen met done called visited went gone had did tried booked there here it that
+    this them him her me you us day night week month year time times once twice ever"""
+)
+# "Thank you, by." is Whisper's spelling of "bye" as often as not; a preposition does not
+# follow a thanks, an okay or a farewell.
+_FAREWELL_BEFORE_BY = word_set("thanks thank you okay ok alright good great bye then")
 _IS_SUBJECTS = word_set("it that this there he she")
 _HOLDING = (
     r"\b(actually|wait|hold on|hang on|one (second|sec|moment)|let me (think|see|check)|"
@@ -390,6 +400,8 @@ def sounds_complete(text: str, expecting: str | None = None) -> bool:
     dangling = last in _TRAILING_INCOMPLETE and not (
         (last in ("in", "on", "by") and before in _PARTICLE_VERBS)
         or (last == "is" and before in _IS_SUBJECTS)
+        or (last in ("before", "after") and before in _ADVERB_BEFORE)
+        or (last == "by" and (not before or before in _FAREWELL_BEFORE_BY))
     )
     if dangling or re.search(_HOLDING, spoken):
         return False
