@@ -49,3 +49,23 @@ def compression_ratio(text: str) -> float:
     """How much zlib shrinks ``text``: high for text that repeats itself."""
     data = text.encode("utf-8")
     return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+def settle_loop(text: str, hit_cap: bool) -> tuple[str, bool]:
+    """What to keep of a short-window decode, and whether to decode it again on the full
+    window (``hit_cap``: the decoder stopped at the token cap, still going).
+
+    Most often a loop is the whole utterance said again, as often as the cap allows
+    ("Tuesday morning would be best. Tuesday morning would be best. Tues..."): it was heard
+    whole once, so that is kept and no re-decode is paid for (0.5-1 s on the full window on a
+    busy machine). A cap hit on anything else, or a loop inside the words, is redone.
+    """
+    once = said_twice(text)
+    if once is not None:
+        text = once
+    looped = (
+        (once is None and hit_cap)
+        or compression_ratio(text) > MAX_COMPRESSION_RATIO
+        or repeats_itself(text)
+    )
+    return text, looped

@@ -38,12 +38,7 @@ import numpy as np
 
 from frontdesk.audio import AudioFrame
 from frontdesk.speech.stt.base import Transcript, recording_samples
-from frontdesk.speech.stt.loops import (
-    MAX_COMPRESSION_RATIO,
-    compression_ratio,
-    repeats_itself,
-    said_twice,
-)
+from frontdesk.speech.stt.loops import settle_loop
 
 SAMPLE_RATE = 16000
 SILENCE_RMS = 60.0
@@ -205,17 +200,13 @@ class WhisperSTT:
             and avg_logprob < self._log_prob_threshold
         ):
             return ""
-        text = normalize_text(self._tokenizer.decode(tokens))
-        # Most often the loop is the whole utterance said again: keep it once, no re-decode.
-        text = said_twice(text) or text
-        if (
-            len(tokens) >= max_tokens
-            or compression_ratio(text) > MAX_COMPRESSION_RATIO
-            or repeats_itself(text)
-        ):
-            # A short window occasionally sends tiny.en into a loop ("afternoon afternoon
-            # ...", "Sure. Sure. Sure.", a question said twice); the full window does not
-            # (2-4% of short utterances here), so that one utterance pays for it.
+        text, looped = settle_loop(
+            normalize_text(self._tokenizer.decode(tokens)), len(tokens) >= max_tokens
+        )
+        if looped:
+            # A short window occasionally sends tiny.en into a loop inside the words
+            # ("afternoon afternoon ...", "Sure. Sure. Sure."); the full window does not
+            # (under 1% of short utterances here), so that one utterance pays for it.
             return self._decode_full(pcm)
         return text
 
