@@ -54,6 +54,34 @@ def test_jitter_buffer_restarts_on_a_new_stream_instead_of_building_delay() -> N
     assert _play(buffer, 2) == [100]
 
 
+def test_a_backlog_after_a_stall_is_drained_back_to_the_buffers_depth() -> None:
+    buffer = JitterBuffer(depth=1, max_packets=8)
+    sent = 0
+
+    def lag_after_tick(arrivals: int) -> int | None:
+        """Packets sent but not yet played after one tick (None: this tick played a gap)."""
+        nonlocal sent
+        for _ in range(arrivals):
+            buffer.put(_packet(sent))
+            sent += 1
+        [played] = _play(buffer, 1) or [None]
+        return None if played is None else sent - 1 - played
+
+    steady = [lag_after_tick(1) for _ in range(20)][-1]
+    assert steady == 1  # one tick of delay, as configured
+    for _ in range(4):  # the sender stalls for 80 ms ...
+        lag_after_tick(0)
+    lag_after_tick(5)  # ... then catches up in one burst
+    lags = [lag_after_tick(1) for _ in range(30)]
+    assert lags[0] == steady + 4  # the burst is queued behind the playout ...
+    assert lags[-1] == steady  # ... and drained back to the buffer's own depth
+    assert buffer.drained == 4 and buffer.lost == 0
+    for _ in range(3):  # ordinary jitter (two packets in one tick, then none) is kept
+        lag_after_tick(2)
+        lag_after_tick(0)
+    assert buffer.drained == 4
+
+
 def test_digest_matches_rfc_2617_example() -> None:
     challenge = Challenge(
         realm="testrealm@host.com",

@@ -3,8 +3,9 @@
 Packets are held by sequence number; playout starts ``depth`` ticks after the first packet
 and then takes one packet per tick. A missing packet plays as silence (None), a late or
 duplicated one is dropped, and a stream that jumps (a new SSRC, a sender that paused while
-our clock ran on, clocks that drifted apart) restarts the playout at the new packet, so
-delay never builds up.
+our clock ran on, clocks that drifted apart) restarts the playout at the new packet. A
+backlog that outlasts ordinary jitter (a sender that stalled and then caught up in a burst)
+is drained back to ``depth``, so delay never builds up for the rest of the call.
 """
 
 from __future__ import annotations
@@ -13,6 +14,12 @@ from frontdesk.transports.sip.rtp_packet import RtpPacket, seq_newer
 
 RESYNC_JUMP = 50
 """A packet this many sequence numbers away from the playout point restarts the playout."""
+
+DRAIN_SLACK = 2
+"""Packets queued beyond ``depth`` that count as ordinary jitter, never drained."""
+
+DRAIN_AFTER_TICKS = 10
+"""Ticks a larger backlog must last before it is drained (200 ms: not a passing burst)."""
 
 
 class JitterBuffer:
@@ -23,6 +30,9 @@ class JitterBuffer:
         self.max_packets = max_packets
         self.lost = 0
         self.late = 0
+        self.drained = 0
+        """Packets skipped to shed a lasting backlog (audio the caller said, not heard)."""
+        self._backlogged_ticks = 0
         self._packets: dict[int, RtpPacket] = {}
         self._next: int | None = None  # sequence number the next tick plays
         self._ssrc: int | None = None
@@ -70,8 +80,27 @@ class JitterBuffer:
         if self._wait > 0:
             self._wait -= 1
             return False, None
+        self._drain_lasting_backlog()
         packet = self._packets.pop(self._next, None)
         if packet is None and self._packets:
             self.lost += 1
         self._next = (self._next + 1) & 0xFFFF
         return True, packet
+
+    def _drain_lasting_backlog(self) -> None:
+        """Skip the oldest packets once more than ``depth + DRAIN_SLACK`` have waited for
+        :data:`DRAIN_AFTER_TICKS` ticks: every one of them is delay the caller's words would
+        otherwise carry to the end of the call."""
+        assert self._next is not None
+        backlog = seq_newer(self._newest, self._next) + 1 if self._newest is not None else 0
+        if backlog <= self.depth + DRAIN_SLACK:
+            self._backlogged_ticks = 0
+            return
+        self._backlogged_ticks += 1
+        if self._backlogged_ticks < DRAIN_AFTER_TICKS:
+            return
+        self._backlogged_ticks = 0
+        for _ in range(backlog - self.depth - 1):
+            if self._packets.pop(self._next, None) is not None:
+                self.drained += 1
+            self._next = (self._next + 1) & 0xFFFF
