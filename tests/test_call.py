@@ -3,6 +3,7 @@ SQLite database. Timing is measured on the call recording, from the caller's sid
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 
@@ -12,8 +13,10 @@ from sqlalchemy import func, select
 from frontdesk.agent import Agent
 from frontdesk.evals.local_call import LocalCallResult, run_local_call
 from frontdesk.evals.recording import CallRecording
-from frontdesk.evals.scripted_caller import CallerLine
+from frontdesk.evals.scripted_caller import CallerLine, ScriptedCaller
+from frontdesk.speech.tts.command import FliteVoice
 from frontdesk.store.models import Appointment
+from frontdesk.transports.local import LocalTransport
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -171,3 +174,37 @@ async def test_pressing_zero_reaches_a_person(agent: Agent, tmp_path: Path) -> N
     assert callers == ["[keys 0]"]
     assert result.transport.log.transfers == [agent.profile.handoff_number]
     assert result.record["outcome"] == "escalated"
+
+
+class RingingTransferLine(LocalTransport):
+    """A line whose transfer takes a while (the person's phone rings before it answers),
+    like a SIP bridge or a carrier's REFER; it notes the order things happen in."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.order: list[str] = []
+
+    async def transfer(self, number: str) -> None:
+        self.order.append("transfer started")
+        await asyncio.sleep(1.0)
+        self.order.append("transfer done")
+        await super().transfer(number)
+
+    async def aclose(self) -> None:
+        self.order.append("closed")
+        await super().aclose()
+
+
+async def test_the_call_waits_for_a_slow_transfer_before_closing_the_line(
+    agent: Agent, tmp_path: Path
+) -> None:
+    """Closing the line while the person's phone still rings would hang up on the caller."""
+    caller = ScriptedCaller([CallerLine(dtmf="0")])
+    await caller.prepare(FliteVoice("slt"))
+    line = RingingTransferLine(caller, recording_path=tmp_path / "call.wav")
+    call = await agent.new_call(line)
+    result = await call.run()
+    assert line.order == ["transfer started", "transfer done", "closed"]
+    assert line.log.transfers == [agent.profile.handoff_number]
+    record = await agent.store.call_record(result.call_id)
+    assert record["outcome"] == "escalated"

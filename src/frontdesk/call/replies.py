@@ -74,6 +74,8 @@ class Replies:
         self.emit = emit
         self.current: Reply | None = None
         self._ids = itertools.count()
+        self._call_control: asyncio.Task[None] | None = None
+        """The reply task performing a transfer or hang-up the call is ending with."""
 
     # --- starting and playing --------------------------------------------------------
     def start(
@@ -214,7 +216,12 @@ class Replies:
             self.current = None
             conversation.state = State.LISTENING
         conversation.last_activity = conversation.audio_now
-        for action, argument in await self.tools.settle(reply.id, "heard"):
+        actions = await self.tools.settle(reply.id, "heard")
+        if actions or reply.end_call:
+            # The call loop stops at State.ENDED and closes the transport; it must wait for
+            # this first, or it hangs up on a caller whose bridge is still ringing.
+            self._call_control = reply.task
+        for action, argument in actions:
             if action == "transfer":
                 conversation.state = State.ENDED
                 await self.transport.transfer(argument)
@@ -261,7 +268,11 @@ class Replies:
         return None
 
     async def abandon(self) -> None:
-        """The call is over: stop the current reply, keeping what was heard of it."""
+        """The call is over: let a transfer or hang-up under way finish, then stop the
+        current reply, keeping what was heard of it."""
+        control = self._call_control
+        if control is not None and control is not asyncio.current_task():
+            await asyncio.gather(asyncio.shield(control), return_exceptions=True)
         reply = self.current
         if reply is None:
             return
