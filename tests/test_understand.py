@@ -284,6 +284,8 @@ def test_is_question(text: str, expected: bool) -> None:
         ("wait, sorry, where are you located?", "Where are you located?"),
         ("is there somewhere to park nearby", "Is there parking?"),
         ("how much is a cleaning", "How much is a cleaning?"),
+        # A greeting misheard as other words is not part of the question.
+        ("Hide there. What are your hours?", "What are your hours?"),
     ],
 )
 def test_match_faq_answers_from_the_profile(text: str, question: str) -> None:
@@ -300,6 +302,8 @@ def test_match_faq_answers_from_the_profile(text: str, question: str) -> None:
         "do you take aetna",  # a plan the profile does not list: no yes, no no
         "what's the weather like",
         "how do I get a refund",
+        # One answerable question does not cover an unrelated second one.
+        "What are your hours? And what's my deductible?",
     ],
 )
 def test_match_faq_does_not_invent_answers(text: str) -> None:

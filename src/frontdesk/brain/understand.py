@@ -304,6 +304,9 @@ def _name_words(tokens: Sequence[str]) -> str | None:
     return " ".join(word.capitalize() for word in taken)
 
 
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
 def match_faq(
     text: str, faq: Sequence[FaqEntry], *, ignore: Iterable[str] = (), threshold: float = 0.7
 ) -> FaqEntry | None:
@@ -315,9 +318,14 @@ def match_faq(
     so it matches nothing rather than getting the nearest answer.
     """
     ignored = {stem(w) for phrase in ignore for w in normalize(phrase).split()}
+    # The topic is what the caller asks: "Hi there. What are your hours?" is about hours
+    # (and a misheard "Hide there." must not make it look unrelated). Every question in
+    # the line still counts, so a second, unrelated one keeps it out of the FAQ.
+    sentences = _SENTENCE_END.split(text.strip())
+    asked = " ".join(s for s in sentences if is_question(s)) or text
     topic = [
         s
-        for w, s in zip(normalize(text).split(), stems(text), strict=True)
+        for w, s in zip(normalize(asked).split(), stems(asked), strict=True)
         if w not in STOPWORDS and s not in ignored
     ]
     if not topic:
