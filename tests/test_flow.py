@@ -420,6 +420,15 @@ async def test_recogniser_noise_lowercase_and_homophones(database: Database) -> 
     assert book.arguments["name"] == "Dana Smith"
 
 
+async def test_a_goodbye_that_sounds_like_a_question_ends_the_call(database: Database) -> None:
+    """Whisper hears "No, that's all, thank you." on a noisy line as "..., can you?"."""
+    desk = await open_desk(database)
+    await desk.say("do you have parking?")
+    goodbye = await desk.say("No, that's all, can you?")
+    assert goodbye.end == EndCall("completed")
+    assert not desk.named("transfer_to_human")
+
+
 async def test_caller_who_cuts_off_the_goodbye_is_still_heard(database: Database) -> None:
     desk = await open_desk(database)
     await desk.say("do you have parking?")

@@ -158,7 +158,8 @@ class FlowBrain(BookingSteps):
     async def _understood(
         self, text: str, intent: str | None, context: TurnContext
     ) -> AsyncIterator[str]:
-        asking = intent == "question" or is_question(text)
+        # "No, that's all, can you?" (a misheard "thank you") ends the call; it asks nothing.
+        asking = intent == "question" or (intent != "goodbye" and is_question(text))
         if intent == "book" and self.facts.service is None:
             self.facts.service = self._asked_about  # "yes, I'd like to book one"
         learned = self.facts.harvest(
