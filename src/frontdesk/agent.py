@@ -62,10 +62,28 @@ def stt_options(provider: str, profile: AgentProfile) -> dict[str, Any]:
         return {}
     services = ", ".join(service.name for service in profile.services)
     questions = " ".join(entry.question for entry in profile.faq)
+    # The days a caller can book on: in a noisy car "Wednesday afternoon" is otherwise
+    # heard as "When, after noon".
+    days = ", ".join(
+        _DAY_NAMES[day] for day, hours in profile.hours.items() if hours.strip() != "closed"
+    )
     return {
         "interim_interval_s": 0,
-        "initial_prompt": f"{profile.business_name}. {services}. {questions}",
+        "initial_prompt": (
+            f"{profile.business_name}. {services}. {questions} {days}; morning or afternoon."
+        ),
     }
+
+
+_DAY_NAMES = {
+    "mon": "Monday",
+    "tue": "Tuesday",
+    "wed": "Wednesday",
+    "thu": "Thursday",
+    "fri": "Friday",
+    "sat": "Saturday",
+    "sun": "Sunday",
+}
 
 
 @dataclass(slots=True)
