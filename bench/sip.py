@@ -267,9 +267,9 @@ def wire_gaps(recording: CallRecording) -> tuple[list[float], int]:
         stop = recording.voice_stop("caller", onset, gap_s=0.8)
         if stop is None:
             break
-        talking = recording.last_voiced("agent", onset - 0.1, stop)
+        talking = recording.voiced_seconds("agent", onset - 0.1, stop) > 0
         answer = recording.voice_onset("agent", stop)
-        if talking is not None or answer is None or answer - stop > 5.0:
+        if talking or answer is None or answer - stop > 5.0:
             skipped += 1
         else:
             gaps.append(answer - stop)
