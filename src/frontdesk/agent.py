@@ -65,7 +65,7 @@ def stt_options(provider: str, profile: AgentProfile) -> dict[str, Any]:
     # The days a caller can book on: in a noisy car "Wednesday afternoon" is otherwise
     # heard as "When, after noon". Asked as a question, not listed: a bare list of days
     # in the prompt makes short decodes come out as lists ("Tuesday, Tuesday,").
-    days = [_DAY_NAMES[day] for day, hours in profile.hours.items() if hours.strip() != "closed"]
+    days = profile.open_days()
     when = f"{', '.join(days[:-1])} or {days[-1]}" if len(days) > 1 else "".join(days)
     return {
         "interim_interval_s": 0,
@@ -74,17 +74,6 @@ def stt_options(provider: str, profile: AgentProfile) -> dict[str, Any]:
             f"Would {when} work for you, in the morning or the afternoon?"
         ),
     }
-
-
-_DAY_NAMES = {
-    "mon": "Monday",
-    "tue": "Tuesday",
-    "wed": "Wednesday",
-    "thu": "Thursday",
-    "fri": "Friday",
-    "sat": "Saturday",
-    "sun": "Sunday",
-}
 
 
 @dataclass(slots=True)
