@@ -78,6 +78,17 @@ async def test_a_booking_call_over_twilio_media_streams(
     assert len(gaps) >= 5 and all(gap < 3.0 for gap in gaps), gaps
     print(f"\nvoice-to-voice over the socket (ms): {[round(1000 * g) for g in gaps]}")
     print(f"median {statistics.median(gaps):.3f}")
+    # Twilio's status callback after the call lands in the call's record.
+    status_url = f"{server.base_url}/twilio/status"
+    update = {"CallSid": log.call_sid, "CallStatus": "completed", "CallDuration": "41"}
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Twilio-Signature": sign(AUTH_TOKEN, status_url, update),
+    }
+    status, _ = await post_form(status_url, update, headers)
+    assert status == 204
+    record = await call_record(agent, log.call_sid)
+    assert [s["status"] for s in record["carrier_statuses"]] == ["completed"]
 
 
 async def test_webhooks_need_a_valid_twilio_signature(

@@ -7,8 +7,9 @@
   voice webhook issued (once, within ``token_ttl_s``, for the same call SID), then runs one
   Call on it. Each call runs in its own connection task; whatever goes wrong in one is
   logged and never reaches another.
-- ``POST /twilio/status`` records call status callbacks; ``GET /healthz`` says the server
-  is up and how many calls are live (and, with SIP, whether the trunk registration holds).
+- ``POST /twilio/status`` keeps call status callbacks in the database (a call's record lists
+  them); ``GET /healthz`` says the server is up and how many calls are live (and, with SIP,
+  whether the trunk registration holds).
 
 Every webhook is checked against ``X-Twilio-Signature`` with the twilio library's
 ``RequestValidator`` when an auth token is configured (403 otherwise). Without a token the
@@ -22,7 +23,6 @@ import contextlib
 import logging
 import secrets
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,7 +57,6 @@ class ServerSettings:
     """How long a stream token from the voice webhook stays valid."""
     start_timeout_s: float = 10.0
     """How long a new media socket may take to send ``start``."""
-    max_status_records: int = 10_000
     account_sid: str | None = None
     """TWILIO_ACCOUNT_SID: with the auth token (or an API key), hang-ups and transfers go
     through Twilio's REST API; without it they only close the media socket."""
@@ -76,11 +75,10 @@ class _Invitation:
 
 @dataclass(slots=True)
 class ServerState:
-    """What the server keeps between requests (tokens, statuses, live calls)."""
+    """What the server keeps between requests (tokens, live calls)."""
 
     settings: ServerSettings
     invitations: dict[str, _Invitation] = field(default_factory=dict)
-    statuses: OrderedDict[str, list[dict[str, str]]] = field(default_factory=OrderedDict)
     live_calls: set[str] = field(default_factory=set)
     calls_started: int = 0
 
@@ -98,14 +96,6 @@ class ServerState:
         if invitation is None or invitation.call_sid != call_sid:
             return None
         return invitation
-
-    def record_status(self, form: dict[str, str]) -> None:
-        """Keep a status callback (the newest ``max_status_records`` calls)."""
-        sid = form.get("CallSid", "")
-        self.statuses.setdefault(sid, []).append(form)
-        self.statuses.move_to_end(sid)
-        while len(self.statuses) > self.settings.max_status_records:
-            self.statuses.popitem(last=False)
 
     def _expire(self) -> None:
         cutoff = time.monotonic() - self.settings.token_ttl_s
@@ -234,8 +224,11 @@ def create_app(
         form = await signed_form(request)
         if form is None:
             return Response("forbidden", status_code=403)
-        state.record_status(form)
-        log.info("call %s status %s", form.get("CallSid"), form.get("CallStatus"))
+        call_sid, call_status = form.get("CallSid"), form.get("CallStatus")
+        if not call_sid or not call_status:
+            return Response("missing CallSid or CallStatus", status_code=400)
+        log.info("call %s status %s", call_sid, call_status)
+        await holder["agent"].store.add_carrier_status(call_sid, call_status, form)
         return Response(status_code=204)
 
     @app.websocket(MEDIA_PATH)

@@ -213,3 +213,18 @@ class Appointment(Base):
     # Cleared on cancellation so the same key can book again; NULLs never collide.
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+class CarrierStatus(Base):
+    """A call status the carrier reported (Twilio's status callback: ringing, in-progress,
+    completed, busy, no-answer, failed...), keyed by the carrier's call id: it may arrive
+    before the call has a record (an outbound call that was never answered never gets one),
+    or after the record is finished."""
+
+    __tablename__ = "carrier_statuses"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    carrier_call_id: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(32))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    received_at: Mapped[datetime] = mapped_column(default=utc_now)

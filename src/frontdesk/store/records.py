@@ -22,6 +22,7 @@ from frontdesk.store.models import (
     TOOL_STATUSES,
     Appointment,
     Call,
+    CarrierStatus,
     Contact,
     ToolCallRecord,
     Turn,
@@ -258,6 +259,18 @@ class CallStore:
                 call.recording_path = recording_path
             return call.outcome
 
+    async def add_carrier_status(
+        self, carrier_call_id: str, status: str, details: dict[str, str]
+    ) -> None:
+        """Keep a status the carrier reported for its call ``carrier_call_id`` (shown in the
+        record of the call whose ``call_sid`` it is)."""
+        row = CarrierStatus(carrier_call_id=carrier_call_id, status=status, details=details)
+        await self.db.run(self._add, row)
+
+    def _add(self, row: CarrierStatus) -> None:
+        with self.db.session() as session:
+            session.add(row)
+
     async def record_tool_start(
         self, call_id: str, reply_id: str, name: str, arguments: dict[str, Any]
     ) -> int:
@@ -340,6 +353,11 @@ class CallStore:
             appointments = session.scalars(
                 select(Appointment).where(Appointment.call_id == call_id).order_by(Appointment.id)
             ).all()
+            carrier = session.scalars(
+                select(CarrierStatus)
+                .where(CarrierStatus.carrier_call_id == str(call.meta.get("call_sid")))
+                .order_by(CarrierStatus.id)
+            ).all()
             return {
                 "id": call.id,
                 "direction": call.direction,
@@ -389,5 +407,8 @@ class CallStore:
                         "contact_id": appt.contact_id,
                     }
                     for appt in appointments
+                ],
+                "carrier_statuses": [
+                    {"status": row.status, "received_at": _iso(row.received_at)} for row in carrier
                 ],
             }
