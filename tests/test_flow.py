@@ -363,13 +363,6 @@ def test_default_profile_is_a_small_dental_practice() -> None:
     assert 2 <= len(PROFILE.qualifying_questions) <= 3
 
 
-def test_open_days_whatever_the_hours_are_keyed_by() -> None:
-    hours = {"monday": "09:00-17:00", "wed": "09:00-12:00", "friday": "closed"}
-    profile = PROFILE.model_copy(update={"hours": hours})
-    assert profile.open_days() == ["Monday", "Wednesday"]
-    assert PROFILE.open_days()[-1] == "Saturday"  # the default profile closes on Sunday
-
-
 @pytest.mark.parametrize(
     ("content", "message"),
     [

@@ -62,17 +62,9 @@ def stt_options(provider: str, profile: AgentProfile) -> dict[str, Any]:
         return {}
     services = ", ".join(service.name for service in profile.services)
     questions = " ".join(entry.question for entry in profile.faq)
-    # The days a caller can book on: in a noisy car "Wednesday afternoon" is otherwise
-    # heard as "When, after noon". Asked as a question, not listed: a bare list of days
-    # in the prompt makes short decodes come out as lists ("Tuesday, Tuesday,").
-    days = profile.open_days()
-    when = f"{', '.join(days[:-1])} or {days[-1]}" if len(days) > 1 else "".join(days)
     return {
         "interim_interval_s": 0,
-        "initial_prompt": (
-            f"{profile.business_name}. {services}. {questions} "
-            f"Would {when} work for you, in the morning or the afternoon?"
-        ),
+        "initial_prompt": f"{profile.business_name}. {services}. {questions}",
     }
 
 

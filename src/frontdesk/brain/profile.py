@@ -184,11 +184,6 @@ class AgentProfile(_Strict):
 
         return BusinessHours.from_mapping(self.hours, tz=self.timezone)
 
-    def open_days(self) -> list[str]:
-        """The days the business opens, in words, Monday first."""
-        weekly = self.business_hours().weekly
-        return [_DAY_NAMES[index] for index, windows in enumerate(weekly) if windows]
-
     def describe_hours(self) -> str:
         """The hours in words: "Monday to Friday, 9 AM to 5 PM; Saturday, 9 AM to noon; ..."."""
         weekly = self.business_hours().weekly
