@@ -121,6 +121,32 @@ class Receiver:
         return app
 
 
+def llm_agent_options(
+    tmp_path: Path,
+    cache_dir: Path,
+    base_url: str,
+    *,
+    first_token_timeout_s: float,
+    between_tokens_timeout_s: float,
+    **more: Any,
+) -> AgentOptions:
+    """An agent on the LLM brain talking to the test's model server at ``base_url``, on a
+    fresh SQLite database, its clock on Monday morning; ``more`` sets other options."""
+    return AgentOptions(
+        database_url=f"sqlite:///{tmp_path / 'frontdesk.db'}",
+        phrase_cache_dir=cache_dir,
+        now=lambda: MONDAY_MORNING,
+        brain="llm",
+        llm=LLMSettings(
+            base_url=base_url,
+            model="scripted",
+            first_token_timeout_s=first_token_timeout_s,
+            between_tokens_timeout_s=between_tokens_timeout_s,
+        ),
+        **more,
+    )
+
+
 @pytest.mark.slow
 @pytest.mark.asyncio(loop_scope="session")
 async def test_endpoint_killed_mid_reply_the_flow_takes_the_call_and_books(
@@ -137,17 +163,12 @@ async def test_endpoint_killed_mid_reply_the_flow_takes_the_call_and_books(
     receiver = Receiver([])
     hooks = BackgroundServer("127.0.0.1")
     await hooks.start(receiver.app())
-    options = AgentOptions(
-        database_url=f"sqlite:///{tmp_path / 'frontdesk.db'}",
-        phrase_cache_dir=cache_dir,
-        now=lambda: MONDAY_MORNING,
-        brain="llm",
-        llm=LLMSettings(
-            base_url=endpoint.base_url,
-            model="scripted",
-            first_token_timeout_s=3.0,
-            between_tokens_timeout_s=2.0,
-        ),
+    options = llm_agent_options(
+        tmp_path,
+        cache_dir,
+        endpoint.base_url,
+        first_token_timeout_s=3.0,
+        between_tokens_timeout_s=2.0,
         calendar="caldav",
         caldav=CalDAVSettings(
             caldav_server.url, caldav_server.user, caldav_server.password, str(calendar.url)
@@ -222,17 +243,12 @@ async def test_a_stalled_model_gets_filler_lines_not_dead_air(
     answer = "We're open Monday to Friday, from eight to five. "
     stalling_model.script = [stalled, text_reply(answer)]
     config = CallConfig(think_filler_after_s=1.2, think_filler_again_s=2.0)
-    options = AgentOptions(
-        database_url=f"sqlite:///{tmp_path / 'frontdesk.db'}",
-        phrase_cache_dir=cache_dir,
-        now=lambda: MONDAY_MORNING,
-        brain="llm",
-        llm=LLMSettings(
-            base_url=stalling_model.base_url,
-            model="scripted",
-            first_token_timeout_s=5.0,
-            between_tokens_timeout_s=5.0,
-        ),
+    options = llm_agent_options(
+        tmp_path,
+        cache_dir,
+        stalling_model.base_url,
+        first_token_timeout_s=5.0,
+        between_tokens_timeout_s=5.0,
         call=config,
     )
     agent = await Agent.open(options, stt=stt, tts=tts)
